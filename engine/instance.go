@@ -1,0 +1,384 @@
+package engine
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"cuelang.org/go/cue"
+	"github.com/rime-dev/rime/diag"
+	"github.com/rime-dev/rime/spec"
+)
+
+// maxParamValue bounds the upward search for an integer parameter. Every
+// built-in integer parameter counts nodes or clones, far below it.
+const maxParamValue = 256
+
+// classInput is one class's requirement as the protocols see it.
+type classInput struct {
+	kind   string         // "data" or "compute"
+	fields map[string]any // field -> concrete value
+	value  cue.Value      // the same, as CUE
+}
+
+// keyFor renders the fields p reads, so instances are shared between
+// classes that differ only in fields p ignores.
+func (c classInput) keyFor(p *spec.Protocol) string {
+	var b strings.Builder
+	b.WriteString(c.kind)
+	if p.AllClass {
+		return b.String() + "|" + c.key()
+	}
+	for _, f := range p.ClassFields {
+		fmt.Fprintf(&b, "|%s=%v", f, c.fields[f])
+	}
+	return b.String()
+}
+
+func (c classInput) key() string { return demand(c.fields).key() }
+
+// instance is a protocol with its inputs and parameters filled in.
+type instance struct {
+	proto      *spec.Protocol
+	params     map[string]any
+	guarantees demand
+	requires   []requirement
+	costParts  map[string]float64
+	cost       float64
+	value      cue.Value
+}
+
+func (in *instance) paramKey() string { return demand(in.params).key() }
+
+type requirement struct {
+	Capability string
+	Demand     demand
+	Why        string
+	Pos        diag.Pos
+}
+
+// base fills a protocol's inputs for one class.
+func (r *run) base(p *spec.Protocol, cls classInput) (cue.Value, error) {
+	key := p.Name + "|" + cls.keyFor(p)
+	if v, ok := r.bases[key]; ok {
+		return v.v, v.err
+	}
+	a := r.assume(p)
+	v := p.Value.FillPath(cue.ParsePath("class"), cls.value).
+		FillPath(cue.ParsePath("env"), r.app.Facts).
+		FillPath(cue.ParsePath("eligible"), a.eligible)
+	err := v.Err()
+	r.bases[key] = valErr{v, err}
+	return v, err
+}
+
+type valErr struct {
+	v   cue.Value
+	err error
+}
+
+// candidates returns, for each combination of p's choice parameters, the
+// instance with the smallest integer parameters whose guarantees meet all
+// demands, cheapest first. A nil result with a non-empty reason says why
+// there is none.
+func (r *run) candidates(p *spec.Protocol, cls classInput, dems []demand) ([]*instance, string) {
+	key := p.Name + "|" + cls.keyFor(p) + "|" + demandsKey(dems)
+	if c, ok := r.cands[key]; ok {
+		return c.insts, c.reason
+	}
+	insts, reason := r.solve(p, cls, dems)
+	r.cands[key] = candResult{insts, reason}
+	return insts, reason
+}
+
+type candResult struct {
+	insts  []*instance
+	reason string
+}
+
+func demandsKey(ds []demand) string {
+	ks := make([]string, len(ds))
+	for i, d := range ds {
+		ks[i] = d.key()
+	}
+	sort.Strings(ks)
+	return strings.Join(ks, "&")
+}
+
+func (r *run) solve(p *spec.Protocol, cls classInput, dems []demand) ([]*instance, string) {
+	if _, err := r.base(p, cls); err != nil {
+		return nil, "its parameters cannot be satisfied: " + firstLine(err)
+	}
+	var choiceParams, intParams []spec.Param
+	for _, pa := range p.Params {
+		if pa.Kind == "int" {
+			intParams = append(intParams, pa)
+		} else {
+			choiceParams = append(choiceParams, pa)
+		}
+	}
+	var out []*instance
+	var reasons []string
+	var combo func(i int, chosen map[string]any)
+	combo = func(i int, chosen map[string]any) {
+		if i < len(choiceParams) {
+			pa := choiceParams[i]
+			for _, c := range pa.Choices {
+				var val any = c
+				if pa.Kind == "bool" {
+					val = c == "true"
+				}
+				next := copyMap(chosen)
+				next[pa.Name] = val
+				combo(i+1, next)
+			}
+			return
+		}
+		inst, why := r.smallestInts(p, cls, intParams, chosen, dems)
+		if inst != nil {
+			out = append(out, inst)
+		} else if why != "" {
+			reasons = append(reasons, why)
+		}
+	}
+	combo(0, map[string]any{})
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].cost != out[j].cost {
+			return out[i].cost < out[j].cost
+		}
+		return out[i].paramKey() < out[j].paramKey()
+	})
+	if len(out) == 0 {
+		sort.Strings(reasons)
+		return nil, strings.Join(dedupe(reasons), "; ")
+	}
+	return out, ""
+}
+
+// filled returns p instantiated for cls with the given parameters set,
+// building it from the value with one parameter fewer, and caching every
+// value on the way: CUE values are the expensive part of planning.
+func (r *run) filled(p *spec.Protocol, cls classInput, params map[string]any, order []string) cue.Value {
+	key := p.Name + "|" + cls.keyFor(p) + "|" + demand(params).key()
+	if v, ok := r.values[key]; ok {
+		return v
+	}
+	var v cue.Value
+	if len(order) == 0 {
+		v, _ = r.base(p, cls)
+	} else {
+		last := order[len(order)-1]
+		parent := copyMap(params)
+		delete(parent, last)
+		v = r.filled(p, cls, parent, order[:len(order)-1]).
+			FillPath(cue.MakePath(cue.Str("params"), cue.Str(last)), params[last])
+	}
+	r.values[key] = v
+	return v
+}
+
+// paramOrder lists the names set in params, choice parameters first, in
+// the order the spec declares them: the order values are built in.
+func paramOrder(p *spec.Protocol, params map[string]any) []string {
+	var out []string
+	for _, kind := range []bool{false, true} {
+		for _, pa := range p.Params {
+			if _, ok := params[pa.Name]; ok && (pa.Kind == "int") == kind {
+				out = append(out, pa.Name)
+			}
+		}
+	}
+	return out
+}
+
+// feasibleInts lists, ascending, the values of an integer parameter that
+// satisfy its constraints given the parameters already chosen.
+func (r *run) feasibleInts(p *spec.Protocol, cls classInput, pa spec.Param, chosen map[string]any) []int64 {
+	key := p.Name + "|" + cls.keyFor(p) + "|" + demand(chosen).key() + "|" + pa.Name
+	if xs, ok := r.ints[key]; ok {
+		return xs
+	}
+	pv := r.filled(p, cls, chosen, paramOrder(p, chosen)).LookupPath(cue.MakePath(cue.Str("params"), cue.Str(pa.Name)))
+	var xs []int64
+	for x := int64(0); x <= maxParamValue && len(xs) < maxIntTries; x++ {
+		if pv.Unify(r.ctx.Encode(x)).Validate() == nil {
+			xs = append(xs, x)
+		} else if len(xs) > 0 {
+			// CUE bounds on one parameter make an interval: past its top
+			// nothing more is feasible.
+			break
+		}
+	}
+	r.ints[key] = xs
+	return xs
+}
+
+// maxIntTries bounds how many feasible values of an integer parameter are
+// tried: the guarantees that depend on one grow with it in every built-in,
+// so past a few feasible values a larger one will not help.
+const maxIntTries = 8
+
+// smallestInts searches the integer parameters upward, in written order,
+// for the first values whose instance meets every demand.
+func (r *run) smallestInts(p *spec.Protocol, cls classInput, ints []spec.Param, chosen map[string]any, dems []demand) (*instance, string) {
+	if len(ints) == 0 {
+		inst, err := r.finishCached(p, cls, chosen)
+		if err != nil {
+			return nil, fmt.Sprintf("with %s: %s", demand(chosen), firstLine(err))
+		}
+		if sf := meetsAll(r.l, inst.guarantees, dems); len(sf) > 0 {
+			return nil, fmt.Sprintf("with %s it guarantees %s", demand(chosen), sf[0])
+		}
+		return inst, ""
+	}
+	pa := ints[0]
+	lastWhy := ""
+	for _, x := range r.feasibleInts(p, cls, pa, chosen) {
+		next := copyMap(chosen)
+		next[pa.Name] = x
+		inst, why := r.smallestInts(p, cls, ints[1:], next, dems)
+		if inst != nil {
+			return inst, ""
+		}
+		lastWhy = why
+	}
+	if lastWhy == "" {
+		return nil, fmt.Sprintf("no value of %s in 0..%d satisfies %s%s", pa.Name, maxParamValue, pa.Constraint, r.inputsNote(p))
+	}
+	return nil, lastWhy
+}
+
+func (r *run) inputsNote(p *spec.Protocol) string {
+	a := r.assume(p)
+	return fmt.Sprintf(" (eligible = %d)", a.eligible)
+}
+
+// finishCached shares finished instances between demand sets: an
+// instance depends only on the protocol, the class fields it reads and
+// its parameters.
+func (r *run) finishCached(p *spec.Protocol, cls classInput, params map[string]any) (*instance, error) {
+	key := p.Name + "|" + cls.keyFor(p) + "|" + demand(params).key()
+	if f, ok := r.finished[key]; ok {
+		return f.in, f.err
+	}
+	in, err := r.finish(p, r.filled(p, cls, params, paramOrder(p, params)), params)
+	r.finished[key] = finished{in, err}
+	return in, err
+}
+
+type finished struct {
+	in  *instance
+	err error
+}
+
+// finish fills the parameters and decodes what the planner needs.
+func (r *run) finish(p *spec.Protocol, v cue.Value, params map[string]any) (*instance, error) {
+	for _, f := range []string{"params", "guarantees", "requires", "cost"} {
+		if err := v.LookupPath(cue.ParsePath(f)).Validate(cue.Concrete(true)); err != nil {
+			return nil, err
+		}
+	}
+	in := &instance{proto: p, params: params, value: v, costParts: map[string]float64{}}
+	var err error
+	if in.guarantees, err = r.decodeDemand(v.LookupPath(cue.ParsePath("guarantees"))); err != nil {
+		return nil, err
+	}
+	it, err := v.LookupPath(cue.ParsePath("requires")).List()
+	if err != nil {
+		return nil, err
+	}
+	for it.Next() {
+		rv := it.Value()
+		var req requirement
+		if req.Capability, err = rv.LookupPath(cue.ParsePath("capability")).String(); err != nil {
+			return nil, err
+		}
+		if req.Demand, err = r.decodeDemand(rv.LookupPath(cue.ParsePath("guarantees"))); err != nil {
+			return nil, err
+		}
+		if w := rv.LookupPath(cue.ParsePath("why")); w.Exists() {
+			req.Why, _ = w.String()
+		}
+		req.Pos = spec.PosOf(rv)
+		in.requires = append(in.requires, req)
+	}
+	for _, k := range []string{"rtt", "messages", "copies"} {
+		f, err := v.LookupPath(cue.MakePath(cue.Str("cost"), cue.Str(k))).Float64()
+		if err != nil {
+			return nil, err
+		}
+		in.costParts[k] = f
+		in.cost += f * r.l.Weights[k]
+	}
+	return in, nil
+}
+
+// decodeDemand reads a guarantees struct by the kinds of its dimensions.
+func (r *run) decodeDemand(v cue.Value) (demand, error) {
+	d := demand{}
+	if !v.Exists() {
+		return d, nil
+	}
+	it, err := v.Fields()
+	if err != nil {
+		return nil, err
+	}
+	for it.Next() {
+		dim := it.Selector().Unquoted()
+		fv := it.Value()
+		dd, ok := r.l.Dimensions[dim]
+		if !ok {
+			return nil, fmt.Errorf("guarantee %q is not a dimension in spec/cue/models.cue", dim)
+		}
+		switch dd.Kind {
+		case "int":
+			d[dim], err = fv.Int64()
+		case "flag":
+			d[dim], err = fv.Bool()
+		case "set":
+			var s []string
+			err = fv.Decode(&s)
+			d[dim] = s
+		default:
+			d[dim], err = fv.String()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", dim, err)
+		}
+	}
+	return d, nil
+}
+
+func meetsAll(l *spec.Loader, g demand, dems []demand) []shortfall {
+	var out []shortfall
+	for _, d := range dems {
+		out = append(out, meets(l, g, d)...)
+	}
+	return out
+}
+
+func copyMap(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m)+1)
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func dedupe(s []string) []string {
+	var out []string
+	for i, x := range s {
+		if i == 0 || x != s[i-1] {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func firstLine(err error) string {
+	s := err.Error()
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
+}

@@ -1,0 +1,149 @@
+package engine
+
+import (
+	"sort"
+
+	"cuelang.org/go/cue"
+	"github.com/rime-dev/rime/spec"
+)
+
+// Planner plans apps against one catalogue.
+type Planner struct {
+	l   *spec.Loader
+	cat *spec.Catalogue
+}
+
+// New returns a planner. The loader must be the one the catalogue and the
+// apps were loaded with.
+func New(l *spec.Loader, cat *spec.Catalogue) *Planner { return &Planner{l: l, cat: cat} }
+
+// run is the state of planning one app: memo tables only, dropped when
+// Plan returns.
+type run struct {
+	*Planner
+	ctx      *cue.Context
+	app      *spec.App
+	assumed  map[string]*assumed
+	bases    map[string]valErr
+	cands    map[string]candResult
+	theorems map[string][]fired
+	goals    map[string]goalResult
+	finished map[string]finished
+	values   map[string]cue.Value
+	ints     map[string][]int64
+}
+
+// Plan plans every class and computation of app.
+func (p *Planner) Plan(app *spec.App) *Plan {
+	r := &run{
+		Planner: p, ctx: p.l.Context(), app: app,
+		assumed:  map[string]*assumed{},
+		bases:    map[string]valErr{},
+		cands:    map[string]candResult{},
+		theorems: map[string][]fired{},
+		goals:    map[string]goalResult{},
+		finished: map[string]finished{},
+		values:   map[string]cue.Value{},
+		ints:     map[string][]int64{},
+	}
+	out := &Plan{App: app.Name, Classes: []ClassPlan{}}
+	for _, c := range app.Classes {
+		out.Classes = append(out.Classes, r.planData(c))
+	}
+	for _, c := range app.Compute {
+		out.Compute = append(out.Compute, r.planCompute(c))
+	}
+	return out
+}
+
+// dataInput encodes a data class requirement for the protocols.
+func (r *run) dataInput(req spec.Requirement) classInput {
+	f := map[string]any{
+		"consistency": req.Consistency, "durability": int64(req.Durability),
+		"available": req.Available, "confidential": req.Confidential, "type": req.Type,
+	}
+	return classInput{kind: "data", fields: f, value: r.ctx.Encode(f)}
+}
+
+func (r *run) computeInput(c spec.Compute) classInput {
+	f := map[string]any{"offload": c.Offload, "clones": int64(c.Clones), "module": c.Module}
+	return classInput{kind: "compute", fields: f, value: r.ctx.Encode(f)}
+}
+
+// goal is the root of a class's search: a capability and its demand.
+type goalResult struct {
+	capability string
+	demand     demand
+	err        error
+}
+
+// rootGoal evaluates spec/cue/goals.cue for one class.
+func (r *run) rootGoal(cls classInput) goalResult {
+	key := cls.key()
+	if g, ok := r.goals[key]; ok {
+		return g
+	}
+	gv := r.l.Schema().LookupPath(cue.MakePath(cue.Str("goals"), cue.Str(cls.kind))).
+		FillPath(cue.ParsePath("class"), cls.value)
+	var g goalResult
+	g.capability, g.err = gv.LookupPath(cue.ParsePath("capability")).String()
+	if g.err == nil {
+		g.demand, g.err = r.decodeDemand(gv.LookupPath(cue.ParsePath("guarantees")))
+	}
+	r.goals[key] = g
+	return g
+}
+
+// fired is a theorem that fires on a situation, with its reason.
+type fired struct {
+	th     spec.Theorem
+	reason string
+}
+
+// fire evaluates every theorem on a data class, with the layers of a
+// chosen stack (nil before the search).
+func (r *run) fire(cls classInput, layers []string) []fired {
+	key := cls.key() + "|" + joinComma(layers)
+	if f, ok := r.theorems[key]; ok {
+		return f
+	}
+	if layers == nil {
+		layers = []string{}
+	}
+	rules := r.l.Rules().
+		FillPath(cue.ParsePath("s.class"), cls.value).
+		FillPath(cue.ParsePath("s.env"), r.app.Facts).
+		FillPath(cue.ParsePath("s.stack.layers"), layers)
+	var out []fired
+	for _, th := range r.l.Theorems {
+		tv := rules.LookupPath(cue.MakePath(cue.Str("theorems"), cue.Str(th.Name)))
+		ok, err := tv.LookupPath(cue.ParsePath("fires")).Bool()
+		if err != nil || !ok {
+			continue
+		}
+		reason, _ := tv.LookupPath(cue.ParsePath("reason")).String()
+		out = append(out, fired{th: th, reason: reason})
+	}
+	r.theorems[key] = out
+	return out
+}
+
+func joinComma(s []string) string {
+	out := ""
+	for i, x := range s {
+		if i > 0 {
+			out += ","
+		}
+		out += x
+	}
+	return out
+}
+
+func sortedKeys[M ~map[string]V, V any](m M) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}

@@ -1,0 +1,367 @@
+package spec
+
+import (
+	"fmt"
+	"io/fs"
+	"path"
+	"sort"
+	"strings"
+
+	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/ast"
+	"cuelang.org/go/cue/parser"
+	"github.com/rime-dev/rime/diag"
+)
+
+// Protocol is one protocol spec: the static facts decoded for the planner,
+// and the CUE value it instantiates once per class.
+type Protocol struct {
+	Name        string   `json:"name"`
+	Layer       string   `json:"layer"`
+	Summary     string   `json:"summary"`
+	Cite        string   `json:"cite,omitempty"`
+	Implemented bool     `json:"implemented"`
+	Provides    []string `json:"provides"`
+	// Source is the spec file the protocol was read from.
+	Source string   `json:"source"`
+	Pos    diag.Pos `json:"-"`
+
+	Params []Param `json:"params"`
+	// Assumptions on the environment, on every node, and on hosts.
+	AssumeEnv   []Assumption `json:"assumes_environment,omitempty"`
+	AssumeNodes []Assumption `json:"assumes_nodes,omitempty"`
+	AssumeHosts []Assumption `json:"assumes_hosts,omitempty"`
+
+	// ClassFields are the class fields the spec reads (class.X); nil with
+	// AllClass set when it reads `class` as a whole. The planner caches
+	// instances by these fields only.
+	ClassFields []string `json:"-"`
+	AllClass    bool     `json:"-"`
+
+	Value cue.Value `json:"-"`
+}
+
+// Param is one parameter and the values the planner may try.
+type Param struct {
+	Name string `json:"name"`
+	// Kind is "int", "string" or "bool".
+	Kind string `json:"kind"`
+	// Choices are the alternatives of a string or bool parameter, in the
+	// order written; empty for ints, which are searched upward.
+	Choices    []string `json:"choices,omitempty"`
+	Constraint string   `json:"constraint"`
+	Pos        diag.Pos `json:"-"`
+}
+
+// Assumption is one field of an assumes pattern.
+type Assumption struct {
+	Field string    `json:"field"`
+	Text  string    `json:"pattern"`
+	Pos   diag.Pos  `json:"-"`
+	Value cue.Value `json:"-"`
+}
+
+// inputs are appended to each spec file before parsing, so the author can
+// refer to them without declaring them. They go at the end so that every
+// line and column the author wrote keeps its position.
+const inputs = "\n// inputs, filled by the planner\nclass: _\nenv: _\neligible: _\n"
+
+// LoadProtocol parses and checks one protocol spec. name is how positions
+// name the file (e.g. protocols/raft/spec.cue).
+func (l *Loader) LoadProtocol(name string, src []byte) (*Protocol, error) {
+	buf := make([]byte, 0, len(src)+len(inputs))
+	buf = append(append(buf, src...), inputs...)
+	f, err := parser.ParseFile(name, buf, parser.ParseComments)
+	if err != nil {
+		return nil, Diagnose("protocol.syntax", err)
+	}
+	file := l.ctx.BuildFile(f, cue.Scope(l.schema))
+	if err := file.Err(); err != nil {
+		return nil, Diagnose("protocol.invalid", err)
+	}
+	v := l.schema.LookupPath(cue.ParsePath("#Protocol")).Unify(file)
+	if err := v.Validate(); err != nil {
+		return nil, Diagnose("protocol.invalid", err)
+	}
+	p := &Protocol{Source: name, Value: v, Pos: diag.Pos{File: name, Line: 1, Col: 1}}
+	var ds diag.Diagnostics
+	str := func(field string, dst *string, required bool) {
+		fv := v.LookupPath(cue.ParsePath(field))
+		s, err := fv.String()
+		if err != nil && (required || fv.Exists()) {
+			ds.Add("protocol.invalid", PosOf(fv), "%s: %s must be a concrete string", name, field)
+		}
+		*dst = s
+	}
+	str("name", &p.Name, true)
+	str("layer", &p.Layer, true)
+	str("summary", &p.Summary, true)
+	if c := v.LookupPath(cue.ParsePath("cite")); c.Exists() {
+		str("cite", &p.Cite, false)
+	}
+	impl, err := v.LookupPath(cue.ParsePath("implemented")).Bool()
+	if err != nil {
+		ds.Add("protocol.invalid", PosOf(v.LookupPath(cue.ParsePath("implemented"))), "%s: implemented must be true or false", name)
+	}
+	p.Implemented = impl
+	if err := v.LookupPath(cue.ParsePath("provides")).Decode(&p.Provides); err != nil {
+		ds.Add("protocol.invalid", PosOf(v.LookupPath(cue.ParsePath("provides"))), "%s: provides must be a concrete list of capabilities: %v", name, err)
+	}
+	if np := v.LookupPath(cue.ParsePath("name")); np.Exists() {
+		p.Pos = PosOf(np)
+	}
+	// Positions and texts come from the file as written, kinds and
+	// choices from the value closed against #Protocol.
+	p.AssumeEnv = assumptions(file.LookupPath(cue.ParsePath("assumes.environment")), "")
+	p.AssumeNodes = assumptions(file.LookupPath(cue.ParsePath("assumes.nodes")), "")
+	p.AssumeHosts = assumptions(file.LookupPath(cue.ParsePath("assumes.hosts")), "")
+	p.Params, err = decodeParams(v.LookupPath(cue.ParsePath("params")), file.LookupPath(cue.ParsePath("params")))
+	if err != nil {
+		ds.Add("protocol.invalid", PosOf(v.LookupPath(cue.ParsePath("params"))), "%s: %v", name, err)
+	}
+	p.ClassFields, p.AllClass = classRefs(f)
+	return p, ds.Err()
+}
+
+// assumptions flattens a pattern into its leaf fields, in written order.
+func assumptions(v cue.Value, prefix string) []Assumption {
+	if !v.Exists() {
+		return nil
+	}
+	var out []Assumption
+	it, err := v.Fields(cue.Optional(true))
+	if err != nil {
+		return nil
+	}
+	for it.Next() {
+		f := prefix + it.Selector().Unquoted()
+		fv := it.Value()
+		if fv.IncompleteKind() == cue.StructKind {
+			out = append(out, assumptions(fv, f+".")...)
+			continue
+		}
+		if fv.IncompleteKind() == cue.TopKind {
+			continue // `_`: assumes nothing
+		}
+		out = append(out, Assumption{Field: f, Text: fmt.Sprint(fv), Pos: PosOf(fv), Value: fv})
+	}
+	return out
+}
+
+func decodeParams(v, written cue.Value) ([]Param, error) {
+	it, err := v.Fields()
+	if err != nil {
+		return nil, err
+	}
+	var out []Param
+	for it.Next() {
+		fv := it.Value()
+		wv := written.LookupPath(cue.MakePath(it.Selector()))
+		p := Param{Name: it.Selector().Unquoted(), Constraint: fmt.Sprint(wv), Pos: PosOf(wv)}
+		switch k := paramKind(fv); {
+		case k == cue.IntKind || k == cue.NumberKind:
+			p.Kind = "int"
+		case k == cue.StringKind:
+			p.Kind = "string"
+			p.Choices = choices(fv)
+		case k == cue.BoolKind:
+			p.Kind = "bool"
+			p.Choices = []string{"false", "true"}
+		default:
+			return nil, fmt.Errorf("params.%s: a parameter is an int, a string or a bool, not %v", p.Name, k)
+		}
+		if p.Kind == "string" && len(p.Choices) == 0 {
+			return nil, fmt.Errorf("params.%s: a string parameter must list its choices as a disjunction (\"a\" | \"b\")", p.Name)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// paramKind finds a parameter's kind. Before the planner fills the
+// inputs, a bound such as `<=eligible` is not yet evaluable and the value
+// as a whole has no kind, so look through the conjunction for one.
+func paramKind(v cue.Value) cue.Kind {
+	switch k := v.IncompleteKind(); k {
+	case cue.IntKind, cue.NumberKind, cue.StringKind, cue.BoolKind:
+		return k
+	}
+	op, args := v.Expr()
+	if op != cue.AndOp {
+		return cue.BottomKind
+	}
+	found := cue.BottomKind
+	for _, a := range args {
+		switch k := paramKind(a); k {
+		case cue.IntKind, cue.StringKind, cue.BoolKind:
+			return k
+		case cue.NumberKind:
+			found = k // `<=3` alone says number; keep looking for `int`
+		}
+	}
+	return found
+}
+
+// choices lists the alternatives of a string disjunction, looking through
+// the conjunction with the schema; a concrete string is its only choice.
+func choices(v cue.Value) []string {
+	if s, err := v.String(); err == nil {
+		return []string{s}
+	}
+	op, args := v.Expr()
+	switch op {
+	case cue.AndOp:
+		for _, a := range args {
+			if c := choices(a); len(c) > 0 {
+				return c
+			}
+		}
+		return nil
+	case cue.OrOp:
+	default:
+		return nil
+	}
+	var out []string
+	for _, a := range args {
+		s, err := a.String()
+		if err != nil {
+			return nil
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// classRefs finds the fields of `class` a spec reads.
+func classRefs(f *ast.File) (fields []string, all bool) {
+	seen := map[string]bool{}
+	ast.Walk(f, func(n ast.Node) bool {
+		switch x := n.(type) {
+		case *ast.SelectorExpr:
+			if id, ok := x.X.(*ast.Ident); ok && id.Name == "class" {
+				if sel, ok := x.Sel.(*ast.Ident); ok {
+					seen[sel.Name] = true
+					return false
+				}
+			}
+		case *ast.Ident:
+			if x.Name == "class" {
+				all = true
+			}
+		case *ast.Field:
+			// The declaration `class: _` itself is not a read.
+			if id, ok := x.Label.(*ast.Ident); ok && id.Name == "class" {
+				if _, top := x.Value.(*ast.Ident); top {
+					return false
+				}
+			}
+		}
+		return true
+	}, nil)
+	for k := range seen {
+		fields = append(fields, k)
+	}
+	sort.Strings(fields)
+	return fields, all
+}
+
+// Catalogue is every protocol the planner may use.
+type Catalogue struct {
+	Protocols []*Protocol
+	byName    map[string]*Protocol
+}
+
+// Lookup returns the protocol with the given name.
+func (c *Catalogue) Lookup(name string) (*Protocol, bool) {
+	p, ok := c.byName[name]
+	return p, ok
+}
+
+// Providers returns the protocols that provide capability, by name.
+func (c *Catalogue) Providers(capability string) []*Protocol {
+	var out []*Protocol
+	for _, p := range c.Protocols {
+		for _, pc := range p.Provides {
+			if pc == capability {
+				out = append(out, p)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// Capabilities returns every capability some protocol provides, sorted.
+func (c *Catalogue) Capabilities() []string {
+	seen := map[string]bool{}
+	for _, p := range c.Protocols {
+		for _, pc := range p.Provides {
+			seen[pc] = true
+		}
+	}
+	var out []string
+	for k := range seen {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// NewCatalogue checks protocols for duplicate names and returns them
+// sorted by name, the order the planner tries them in.
+func (l *Loader) NewCatalogue(ps ...*Protocol) (*Catalogue, error) {
+	c := &Catalogue{byName: map[string]*Protocol{}}
+	var ds diag.Diagnostics
+	for _, p := range ps {
+		if q, dup := c.byName[p.Name]; dup {
+			ds = append(ds, diag.Diagnostic{Code: "catalogue.duplicate", Pos: p.Pos, Related: []diag.Pos{q.Pos},
+				Summary: fmt.Sprintf("protocol %q is defined twice (also in %s)", p.Name, q.Source)})
+			continue
+		}
+		c.byName[p.Name] = p
+		c.Protocols = append(c.Protocols, p)
+	}
+	sort.Slice(c.Protocols, func(i, j int) bool { return c.Protocols[i].Name < c.Protocols[j].Name })
+	return c, ds.Err()
+}
+
+// LoadCatalogue loads every file matching */spec.cue in fsys, naming each
+// by prefix + its path, and returns the catalogue.
+func (l *Loader) LoadCatalogue(fsys fs.FS, prefix string) (*Catalogue, error) {
+	ps, err := l.LoadProtocols(fsys, prefix)
+	if err != nil {
+		return nil, err
+	}
+	return l.NewCatalogue(ps...)
+}
+
+// LoadProtocols loads every */spec.cue in fsys, collecting all problems.
+func (l *Loader) LoadProtocols(fsys fs.FS, prefix string) ([]*Protocol, error) {
+	names, err := fs.Glob(fsys, "*/spec.cue")
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(names)
+	var ps []*Protocol
+	var ds diag.Diagnostics
+	for _, n := range names {
+		src, err := fs.ReadFile(fsys, n)
+		if err != nil {
+			return nil, err
+		}
+		p, err := l.LoadProtocol(path.Join(prefix, n), src)
+		if err != nil {
+			if d, ok := err.(diag.Diagnostics); ok {
+				ds = append(ds, d...)
+				continue
+			}
+			return nil, err
+		}
+		if dir, want := path.Base(path.Dir(n)), strings.ReplaceAll(p.Name, "-", ""); dir != want {
+			ds = append(ds, diag.Diagnostic{Code: "protocol.name", Pos: p.Pos,
+				Summary: fmt.Sprintf("protocol %q lives in directory %q: name the directory %q (the name without dashes)", p.Name, dir, want)})
+		}
+		ps = append(ps, p)
+	}
+	return ps, ds.Err()
+}
