@@ -181,7 +181,7 @@ func (l *Loader) LoadAppSource(srcs ...Source) (*App, error) {
 func (l *Loader) explainInvalid(err error, raw cue.Value) diag.Diagnostics {
 	ds := Diagnose("spec.invalid", err)
 	for i := range ds {
-		s := ds[i].Summary
+		s := strings.ReplaceAll(ds[i].Summary, "#App.", "")
 		if !strings.HasPrefix(s, "app.") && !strings.HasPrefix(s, "app:") {
 			s = "app." + s
 		}
@@ -310,6 +310,9 @@ func (l *Loader) fieldPos(app *App, raw, u cue.Value, path, schemaPath string) d
 		return diag.Pos{}
 	}
 	sv := l.schema.LookupPath(cue.ParsePath(schemaPath))
+	if dv, ok := uv.Default(); ok {
+		uv = dv
+	}
 	d := Default{Path: path, Value: fmt.Sprint(uv), Pos: PosOf(sv)}
 	for _, cg := range sv.Doc() {
 		d.Why = strings.TrimSpace(cg.Text())

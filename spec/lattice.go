@@ -98,7 +98,7 @@ type Dimension struct {
 	// Requirement is the app field the dimension stems from, if named
 	// differently.
 	Requirement string `json:"requirement"`
-	Summary   string   `json:"summary"`
+	Summary     string `json:"summary"`
 }
 
 // ChainIndex returns the rank of v in a chain dimension, weakest 0, or -1.

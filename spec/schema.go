@@ -29,9 +29,9 @@ type Loader struct {
 	// DimensionOrder lists the dimensions in the order models.cue
 	// declares them, the order relaxations are tried in.
 	DimensionOrder []string
-	Layers     []string
-	Weights    map[string]float64
-	Theorems   []Theorem
+	Layers         []string
+	Weights        map[string]float64
+	Theorems       []Theorem
 }
 
 // NewLoader compiles the embedded schema. It fails only if the schema

@@ -1,0 +1,33 @@
+# rime: `make test` is what CI runs; `make demo` plans every example.
+GO ?= go
+PKGS := ./...
+
+.PHONY: build test bench lint demo fuzz golden
+
+build:
+	$(GO) build -o bin/rime ./cmd/rime
+
+test:
+	$(GO) vet $(PKGS)
+	$(GO) test -count=1 $(PKGS)
+
+# Speed targets live here, never in unit tests: the machines are shared
+# and noisy, so the benchmarks print ratios measured in the same run.
+bench:
+	$(GO) test ./bench/ -run '^$$' -bench . -benchtime 3x
+
+lint:
+	$(GO) vet $(PKGS)
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+# Plans every example; the ledger example is refused on purpose (exit 3).
+demo: build
+	@for d in examples/*/; do echo "== $$d"; ./bin/rime plan $$d/app.cue || true; done
+
+fuzz:
+	$(GO) test ./spec/ -run '^$$' -fuzz FuzzLoadApp -fuzztime 60s
+	$(GO) test ./spec/ -run '^$$' -fuzz FuzzLoadProtocol -fuzztime 60s
+
+# Regenerates the golden plans and explanations after a deliberate change.
+golden:
+	$(GO) test ./internal/cli/ -run TestGolden -update
