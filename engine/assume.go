@@ -35,7 +35,13 @@ type failure struct {
 // "not an instance" for "crash-recovery" against "crash-stop" |
 // "crash-recovery"), so this unifies: for a concrete value, the value is
 // an instance of the pattern exactly when unifying them is not an error.
+// A field the app left out is still the schema's whole disjunction
+// (*"volatile" | "durable"), which would unify with any pattern, so the
+// default is taken first: the cautious default is the fact.
 func instanceOf(pattern, value cue.Value) bool {
+	if d, ok := value.Default(); ok {
+		value = d
+	}
 	return pattern.Unify(value).Validate(cue.Concrete(true)) == nil
 }
 

@@ -241,7 +241,9 @@ func (r *run) explainFailure(o outcome) ([]Unmet, []WhyLine) {
 		header := fmt.Sprintf("no stack provides %s %s", g.capability, demandsString(g.demands))
 		why = append(why, WhyLine{Depth: 0, Text: header})
 		why = append(why, lines...)
-		u := Unmet{Reason: header + ": " + summarize(lines)}
+		// The capability no usable protocol provides; failing that, the
+		// goal itself, which nothing provides with this demand.
+		u := Unmet{Reason: header + ": " + summarize(lines), Capability: g.capability}
 		if len(missing) > 0 {
 			u.Capability = missing[0]
 		}
@@ -259,7 +261,12 @@ func (r *run) explainFailure(o outcome) ([]Unmet, []WhyLine) {
 	}
 	if len(unmet) == 0 {
 		// Each goal alone plans, together they do not.
-		unmet = append(unmet, Unmet{Requirement: "stack", Reason: "every capability can be provided alone, but no single stack provides them together"})
+		var caps []string
+		for _, g := range o.roots {
+			caps = append(caps, g.capability)
+		}
+		unmet = append(unmet, Unmet{Requirement: "stack", Capability: strings.Join(caps, "+"),
+			Reason: "every capability can be provided alone, but no single stack provides them together"})
 	}
 	return unmet, why
 }

@@ -63,10 +63,11 @@ func (r *run) base(p *spec.Protocol, cls classInput) (cue.Value, error) {
 	if v, ok := r.bases[key]; ok {
 		return v.v, v.err
 	}
+	// One fill of all inputs: each FillPath re-evaluates the whole spec.
 	a := r.assume(p)
-	v := p.Value.FillPath(cue.ParsePath("class"), cls.value).
-		FillPath(cue.ParsePath("env"), r.app.Facts).
-		FillPath(cue.ParsePath("eligible"), a.eligible)
+	v := p.Value.Unify(r.ctx.Encode(map[string]any{
+		"class": cls.fields, "env": r.app.FactsData, "eligible": a.eligible,
+	}))
 	err := v.Err()
 	r.bases[key] = valErr{v, err}
 	return v, err

@@ -110,10 +110,9 @@ func (r *run) fire(cls classInput, layers []string) []fired {
 	if layers == nil {
 		layers = []string{}
 	}
-	rules := r.l.Rules().
-		FillPath(cue.ParsePath("s.class"), cls.value).
-		FillPath(cue.ParsePath("s.env"), r.app.Facts).
-		FillPath(cue.ParsePath("s.stack.layers"), layers)
+	rules := r.l.Rules().FillPath(cue.ParsePath("s"), map[string]any{
+		"class": cls.fields, "env": r.app.FactsData, "stack": map[string]any{"layers": layers},
+	})
 	var out []fired
 	for _, th := range r.l.Theorems {
 		tv := rules.LookupPath(cue.MakePath(cue.Str("theorems"), cue.Str(th.Name)))

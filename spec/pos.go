@@ -49,5 +49,19 @@ func Diagnose(code string, err error) diag.Diagnostics {
 		seen[key] = true
 		ds = append(ds, d)
 	}
+	// CUE heads a group of errors with a summary that has no position of
+	// its own ("3 errors in empty disjunction"); place it where the first
+	// error after it is, so every line the user sees has one.
+	for i := range ds {
+		if ds[i].Pos.IsValid() {
+			continue
+		}
+		for j := i + 1; j < len(ds); j++ {
+			if ds[j].Pos.IsValid() {
+				ds[i].Pos = ds[j].Pos
+				break
+			}
+		}
+	}
 	return ds
 }
