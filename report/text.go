@@ -64,23 +64,12 @@ func guarantees(g any) string {
 	return ""
 }
 
-func params(p map[string]any) string {
-	if len(p) == 0 {
-		return ""
-	}
-	ks := make([]string, 0, len(p))
-	for k := range p {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	parts := make([]string, len(ks))
-	for i, k := range ks {
-		parts[i] = fmt.Sprintf("%s=%v", k, p[k])
-	}
-	return strings.Join(parts, " ")
-}
+func params(p map[string]any) string { return joinSorted(p, "%s=%v", " ") }
 
-func change(m map[string]any) string {
+func change(m map[string]any) string { return joinSorted(m, "%s: %v", ", ") }
+
+// joinSorted renders a map's entries in key order, so output is stable.
+func joinSorted(m map[string]any, format, sep string) string {
 	ks := make([]string, 0, len(m))
 	for k := range m {
 		ks = append(ks, k)
@@ -88,7 +77,7 @@ func change(m map[string]any) string {
 	sort.Strings(ks)
 	parts := make([]string, len(ks))
 	for i, k := range ks {
-		parts[i] = fmt.Sprintf("%s: %v", k, m[k])
+		parts[i] = fmt.Sprintf(format, k, m[k])
 	}
-	return strings.Join(parts, ", ")
+	return strings.Join(parts, sep)
 }

@@ -121,6 +121,19 @@ func (e *env) loadApp(files []string) (*spec.App, error) {
 	return app, nil
 }
 
+// planFiles loads the catalogue and the app files and plans the app.
+func planFiles(catalogues, files []string) (*spec.App, *engine.Plan, error) {
+	e, err := loadEnv(catalogues)
+	if err != nil {
+		return nil, nil, err
+	}
+	app, err := e.loadApp(files)
+	if err != nil {
+		return nil, nil, err
+	}
+	return app, e.planner.Plan(app), nil
+}
+
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -85,15 +85,10 @@ Exit status: 0 every class satisfiable, 3 some class unsatisfiable,
 			if err := checkFormat(format, "text", "json", "dot", "mermaid"); err != nil {
 				return err
 			}
-			e, err := loadEnv(catalogues)
+			_, p, err := planFiles(catalogues, args)
 			if err != nil {
 				return err
 			}
-			app, err := e.loadApp(args)
-			if err != nil {
-				return err
-			}
-			p := e.planner.Plan(app)
 			out := cmd.OutOrStdout()
 			switch format {
 			case "json":
@@ -133,15 +128,10 @@ blocked which requirement and which relaxation would work. Without
 		Example: "  rime explain examples/photoshare/app.cue --class photos\n  rime explain examples/ledger/app.cue --class balances",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := loadEnv(catalogues)
+			app, p, err := planFiles(catalogues, args)
 			if err != nil {
 				return err
 			}
-			app, err := e.loadApp(args)
-			if err != nil {
-				return err
-			}
-			p := e.planner.Plan(app)
 			found := false
 			for i, c := range append(append([]engine.ClassPlan(nil), p.Classes...), p.Compute...) {
 				if class != "" && c.Name != class {
