@@ -5,7 +5,6 @@ import (
 	"sort"
 	"strings"
 
-	"cuelang.org/go/cue"
 	"github.com/rime-dev/rime/diag"
 	"github.com/rime-dev/rime/spec"
 )
@@ -369,7 +368,5 @@ func positions(a, e diag.Pos) string {
 	return " [" + strings.Join(ps, "; ") + "]"
 }
 
-// valuePos returns where a field of an instance is written.
-func valuePos(in *instance, path string) diag.Pos {
-	return spec.PosOf(in.value.LookupPath(cue.ParsePath(path)))
-}
+// valuePos returns where a field of an instance's spec is written.
+func valuePos(in *instance, path string) diag.Pos { return in.proto.PosOf(path) }

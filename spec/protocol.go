@@ -39,6 +39,20 @@ type Protocol struct {
 	AllClass    bool     `json:"-"`
 
 	Value cue.Value `json:"-"`
+	// Written is the spec file as written, before it is closed against
+	// #Protocol: positions are looked up here, since a value derived from
+	// an input (durability: class.durability) reports the schema's
+	// position once unified.
+	Written cue.Value `json:"-"`
+}
+
+// PosOf returns where path (e.g. "guarantees.durability") is written in
+// the spec file, or where the protocol's name is if it is not.
+func (p *Protocol) PosOf(path string) diag.Pos {
+	if pos := PosOf(p.Written.LookupPath(cue.ParsePath(path))); pos.IsValid() {
+		return pos
+	}
+	return p.Pos
 }
 
 // Param is one parameter and the values the planner may try.
@@ -83,7 +97,7 @@ func (l *Loader) LoadProtocol(name string, src []byte) (*Protocol, error) {
 	if err := v.Validate(); err != nil {
 		return nil, Diagnose("protocol.invalid", err)
 	}
-	p := &Protocol{Source: name, Value: v, Pos: diag.Pos{File: name, Line: 1, Col: 1}}
+	p := &Protocol{Source: name, Value: v, Written: file, Pos: diag.Pos{File: name, Line: 1, Col: 1}}
 	var ds diag.Diagnostics
 	str := func(field string, dst *string, required bool) {
 		fv := v.LookupPath(cue.ParsePath(field))
