@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"fmt"
 	"sort"
+	"strings"
 
 	"cuelang.org/go/cue"
 	"github.com/rime-dev/rime/spec"
@@ -26,7 +28,7 @@ type run struct {
 	assumed  map[string]*assumed
 	bases    map[string]valErr
 	cands    map[string]candResult
-	theorems map[string][]fired
+	rules    map[string]ruleResult
 	goals    map[string]goalResult
 	finished map[string]finished
 	values   map[string]cue.Value
@@ -40,7 +42,7 @@ func (p *Planner) Plan(app *spec.App) *Plan {
 		assumed:  map[string]*assumed{},
 		bases:    map[string]valErr{},
 		cands:    map[string]candResult{},
-		theorems: map[string][]fired{},
+		rules:    map[string]ruleResult{},
 		goals:    map[string]goalResult{},
 		finished: map[string]finished{},
 		values:   map[string]cue.Value{},
@@ -101,30 +103,62 @@ type fired struct {
 }
 
 // fire evaluates every theorem on a data class, with the layers of a
-// chosen stack (nil before the search).
+// chosen stack (nil before the search). Each rule's result is kept under
+// the inputs it reads (spec.Theorem.Reads), so a rule is evaluated once
+// per distinct projection: FLP once per set of layers, CAP once per
+// (consistency, available), and so on. CUE evaluation is the planner's
+// main cost.
 func (r *run) fire(cls classInput, layers []string) []fired {
-	key := cls.key() + "|" + joinComma(layers)
-	if f, ok := r.theorems[key]; ok {
-		return f
-	}
 	if layers == nil {
 		layers = []string{}
 	}
-	rules := r.l.Rules().FillPath(cue.ParsePath("s"), map[string]any{
-		"class": cls.fields, "env": r.app.FactsData, "stack": map[string]any{"layers": layers},
-	})
+	var rules cue.Value
+	filled := false
 	var out []fired
 	for _, th := range r.l.Theorems {
-		tv := rules.LookupPath(cue.MakePath(cue.Str("theorems"), cue.Str(th.Name)))
-		ok, err := tv.LookupPath(cue.ParsePath("fires")).Bool()
-		if err != nil || !ok {
+		key := th.Name + "|" + projection(th, cls, layers)
+		res, ok := r.rules[key]
+		if !ok {
+			if !filled {
+				rules = r.l.Rules().FillPath(cue.ParsePath("s"), map[string]any{
+					"class": cls.fields, "env": r.app.FactsData, "stack": map[string]any{"layers": layers},
+				})
+				filled = true
+			}
+			tv := rules.LookupPath(cue.MakePath(cue.Str("theorems"), cue.Str(th.Name)))
+			fires, err := tv.LookupPath(cue.ParsePath("fires")).Bool()
+			res.fires = err == nil && fires
+			if res.fires {
+				res.reason, _ = tv.LookupPath(cue.ParsePath("reason")).String()
+			}
+			r.rules[key] = res
+		}
+		if res.fires {
+			out = append(out, fired{th: th, reason: res.reason})
+		}
+	}
+	return out
+}
+
+type ruleResult struct {
+	fires  bool
+	reason string
+}
+
+// projection renders the inputs a theorem reads.
+func projection(th spec.Theorem, cls classInput, layers []string) string {
+	if th.Reads == nil {
+		return cls.key() + "|" + joinComma(layers)
+	}
+	var b strings.Builder
+	for _, f := range th.Reads {
+		if f == "stack" {
+			fmt.Fprintf(&b, "stack=%s;", joinComma(layers))
 			continue
 		}
-		reason, _ := tv.LookupPath(cue.ParsePath("reason")).String()
-		out = append(out, fired{th: th, reason: reason})
+		fmt.Fprintf(&b, "%s=%v;", f, cls.fields[f])
 	}
-	r.theorems[key] = out
-	return out
+	return b.String()
 }
 
 func joinComma(s []string) string {
