@@ -33,6 +33,7 @@ type run struct {
 	finished map[string]finished
 	values   map[string]cue.Value
 	ints     map[string][]int64
+	bounds   map[string]float64
 }
 
 // Plan plans every class and computation of app.
@@ -47,6 +48,7 @@ func (p *Planner) Plan(app *spec.App) *Plan {
 		finished: map[string]finished{},
 		values:   map[string]cue.Value{},
 		ints:     map[string][]int64{},
+		bounds:   map[string]float64{},
 	}
 	out := &Plan{App: app.Name, Classes: []ClassPlan{}}
 	for _, c := range app.Classes {

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"cuelang.org/go/cue"
 	"github.com/rime-dev/rime/spec"
 )
 
@@ -106,6 +107,12 @@ func (r *run) best(cls classInput, order []string, i int, st *dpState, memo map[
 			if !r.assume(p).ok {
 				continue
 			}
+			// Branch and bound: a provider whose fixed cost alone exceeds
+			// the best stack so far cannot win, so it is never
+			// instantiated. Strictly greater, so ties resolve as before.
+			if res != nil && r.lowerBound(p) > res.cost {
+				continue
+			}
 			insts, _ := r.candidates(p, cls, dems)
 			for _, in := range insts {
 				next := st.without(capName)
@@ -165,6 +172,23 @@ func indexOf(s []string, x string) int {
 	return -1
 }
 
+// lowerBound is the part of p's cost that holds for every instance: the
+// cost figures its spec gives as constants (a figure that depends on
+// parameters or inputs counts as zero).
+func (r *run) lowerBound(p *spec.Protocol) float64 {
+	if lb, ok := r.bounds[p.Name]; ok {
+		return lb
+	}
+	lb := 0.0
+	for _, k := range []string{"rtt", "messages", "copies"} {
+		if f, err := p.Written.LookupPath(cue.MakePath(cue.Str("cost"), cue.Str(k))).Float64(); err == nil {
+			lb += f * r.l.Weights[k]
+		}
+	}
+	r.bounds[p.Name] = lb
+	return lb
+}
+
 // capabilityOrder orders the capabilities reachable from the roots so that
 // each comes before every capability its providers require. Ties are
 // broken by the highest layer of the capability's providers, then by name,
@@ -181,11 +205,8 @@ func (r *run) capabilityOrder(cls classInput, roots []goal) ([]string, error) {
 			if !r.assume(p).ok {
 				continue
 			}
-			insts, _ := r.candidates(p, cls, nil)
-			for _, in := range insts {
-				for _, q := range in.requires {
-					edges[c][q.Capability] = true
-				}
+			for _, q := range p.MayRequire {
+				edges[c][q] = true
 			}
 		}
 		for _, q := range sortedKeys(edges[c]) {
@@ -278,5 +299,3 @@ func providesIn(sol *solution, in *instance) []string {
 	}
 	return out
 }
-
-var _ = spec.Forbid

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 
 	"cuelang.org/go/cue"
@@ -37,6 +38,10 @@ type Protocol struct {
 	// instances by these fields only.
 	ClassFields []string `json:"-"`
 	AllClass    bool     `json:"-"`
+	// MayRequire lists every capability named in the spec's `requires`,
+	// whatever its conditions: a superset of what any instance requires,
+	// known without instantiating, so capabilities can be ordered cheaply.
+	MayRequire []string `json:"may_require"`
 
 	Value cue.Value `json:"-"`
 	// Written is the spec file as written, before it is closed against
@@ -134,6 +139,7 @@ func (l *Loader) LoadProtocol(name string, src []byte) (*Protocol, error) {
 		ds.Add("protocol.invalid", PosOf(v.LookupPath(cue.ParsePath("params"))), "%s: %v", name, err)
 	}
 	p.ClassFields, p.AllClass = classRefs(f)
+	p.MayRequire = requiredCapabilities(f)
 	return p, ds.Err()
 }
 
@@ -277,6 +283,41 @@ func classRefs(f *ast.File) (fields []string, all bool) {
 	}
 	sort.Strings(fields)
 	return fields, all
+}
+
+// requiredCapabilities collects the string literals given as `capability`
+// anywhere under the top-level `requires` field.
+func requiredCapabilities(f *ast.File) []string {
+	seen := map[string]bool{}
+	for _, d := range f.Decls {
+		fd, ok := d.(*ast.Field)
+		if !ok {
+			continue
+		}
+		if id, ok := fd.Label.(*ast.Ident); !ok || id.Name != "requires" {
+			continue
+		}
+		ast.Walk(fd.Value, func(n ast.Node) bool {
+			inner, ok := n.(*ast.Field)
+			if !ok {
+				return true
+			}
+			if id, ok := inner.Label.(*ast.Ident); ok && id.Name == "capability" {
+				if lit, ok := inner.Value.(*ast.BasicLit); ok {
+					if s, err := strconv.Unquote(lit.Value); err == nil {
+						seen[s] = true
+					}
+				}
+			}
+			return true
+		}, nil)
+	}
+	out := make([]string, 0, len(seen))
+	for k := range seen {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 // Catalogue is every protocol the planner may use.
