@@ -220,33 +220,59 @@ func (r *run) feasibleInts(p *spec.Protocol, cls classInput, pa spec.Param, chos
 const maxIntTries = 8
 
 // smallestInts searches the integer parameters upward, in written order,
-// for the first values whose instance meets every demand.
+// for the first values whose instance meets every demand. It also returns
+// the last instance it built, so the caller can tell whether raising a
+// parameter changes anything.
 func (r *run) smallestInts(p *spec.Protocol, cls classInput, ints []spec.Param, chosen map[string]any, dems []demand) (*instance, string) {
+	inst, why, _ := r.ascend(p, cls, ints, chosen, dems)
+	return inst, why
+}
+
+func (r *run) ascend(p *spec.Protocol, cls classInput, ints []spec.Param, chosen map[string]any, dems []demand) (*instance, string, *instance) {
 	if len(ints) == 0 {
 		inst, err := r.finishCached(p, cls, chosen)
 		if err != nil {
-			return nil, fmt.Sprintf("with %s: %s", demand(chosen), firstLine(err))
+			return nil, fmt.Sprintf("with %s: %s", demand(chosen), firstLine(err)), nil
 		}
 		if sf := meetsAll(r.l, inst.guarantees, dems); len(sf) > 0 {
-			return nil, fmt.Sprintf("with %s it guarantees %s", demand(chosen), sf[0])
+			return nil, fmt.Sprintf("with %s it guarantees %s", demand(chosen), sf[0]), inst
 		}
-		return inst, ""
+		return inst, "", inst
 	}
 	pa := ints[0]
 	lastWhy := ""
+	var prev *instance
 	for _, x := range r.feasibleInts(p, cls, pa, chosen) {
 		next := copyMap(chosen)
 		next[pa.Name] = x
-		inst, why := r.smallestInts(p, cls, ints[1:], next, dems)
+		inst, why, last := r.ascend(p, cls, ints[1:], next, dems)
 		if inst != nil {
-			return inst, ""
+			return inst, "", inst
 		}
 		lastWhy = why
+		// If raising the parameter left every guarantee that falls short
+		// where it was, raising it further will not help either (the
+		// guarantees are monotone in their parameters).
+		if prev != nil && last != nil && sameShortfalls(r, prev, last, dems) {
+			break
+		}
+		prev = last
 	}
 	if lastWhy == "" {
-		return nil, fmt.Sprintf("no value of %s in 0..%d satisfies %s%s", pa.Name, maxParamValue, pa.Constraint, r.inputsNote(p))
+		return nil, fmt.Sprintf("no value of %s in 0..%d satisfies %s%s", pa.Name, maxParamValue, pa.Constraint, r.inputsNote(p)), prev
 	}
-	return nil, lastWhy
+	return nil, lastWhy, prev
+}
+
+// sameShortfalls reports whether b falls short exactly where a does, with
+// the same guarantees on those dimensions.
+func sameShortfalls(r *run, a, b *instance, dems []demand) bool {
+	for _, sf := range meetsAll(r.l, b.guarantees, dems) {
+		if fmt.Sprint(a.guarantees[sf.Dim]) != fmt.Sprint(b.guarantees[sf.Dim]) {
+			return false
+		}
+	}
+	return true
 }
 
 func (r *run) inputsNote(p *spec.Protocol) string {
