@@ -114,24 +114,25 @@ func (r *run) fire(cls classInput, layers []string) []fired {
 	if layers == nil {
 		layers = []string{}
 	}
-	var rules cue.Value
-	filled := false
+	in := map[string]any{"class": cls.fields, "env": r.app.FactsData, "stack": map[string]any{"layers": layers}}
 	var out []fired
 	for _, th := range r.l.Theorems {
 		key := th.Name + "|" + projection(th, cls, layers)
 		res, ok := r.rules[key]
 		if !ok {
-			if !filled {
-				rules = r.l.Rules().FillPath(cue.ParsePath("s"), map[string]any{
-					"class": cls.fields, "env": r.app.FactsData, "stack": map[string]any{"layers": layers},
-				})
-				filled = true
-			}
-			tv := rules.LookupPath(cue.MakePath(cue.Str("theorems"), cue.Str(th.Name)))
+			// Each rule has its own situation, so this evaluates one rule.
+			tv := r.l.Rules().LookupPath(cue.MakePath(cue.Str("theorems"), cue.Str(th.Name))).
+				FillPath(cue.ParsePath("s"), in)
 			fires, err := tv.LookupPath(cue.ParsePath("fires")).Bool()
 			res.fires = err == nil && fires
 			if res.fires {
 				res.reason, _ = tv.LookupPath(cue.ParsePath("reason")).String()
+			}
+			if err != nil && th.Effect == spec.Forbid {
+				// A rule that cannot be decided must not pass silently: a
+				// forbid rule then blocks, with the evaluation error as its
+				// reason, so the broken rule shows in the plan.
+				res.fires, res.reason = true, "the rule could not be evaluated: "+firstLine(err)
 			}
 			r.rules[key] = res
 		}
