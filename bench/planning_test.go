@@ -247,14 +247,16 @@ func (c *bareCUE) eval(app []byte, specs []spec.Source) error {
 
 func caseName(cat string, n int) string { return fmt.Sprintf("%s/classes=%d", cat, n) }
 
-func BenchmarkPlan(b *testing.B) {
+// eachCase runs one sub-benchmark per (catalogue, class count), timing
+// step on that case's app source.
+func eachCase(b *testing.B, step func(f *fixture, c catalogue, app []byte) error) {
 	f := newFixture(b)
 	for _, c := range f.cats {
 		for _, n := range classCounts {
 			app := appSource(n)
 			b.Run(caseName(c.name, n), func(b *testing.B) {
 				for b.Loop() {
-					if _, err := f.plan(c.cat, app); err != nil {
+					if err := step(f, c, app); err != nil {
 						b.Fatal(err)
 					}
 				}
@@ -263,20 +265,15 @@ func BenchmarkPlan(b *testing.B) {
 	}
 }
 
+func BenchmarkPlan(b *testing.B) {
+	eachCase(b, func(f *fixture, c catalogue, app []byte) error {
+		_, err := f.plan(c.cat, app)
+		return err
+	})
+}
+
 func BenchmarkBareCUE(b *testing.B) {
-	f := newFixture(b)
-	for _, c := range f.cats {
-		for _, n := range classCounts {
-			app := appSource(n)
-			b.Run(caseName(c.name, n), func(b *testing.B) {
-				for b.Loop() {
-					if err := f.bare.eval(app, c.specs); err != nil {
-						b.Fatal(err)
-					}
-				}
-			})
-		}
-	}
+	eachCase(b, func(f *fixture, c catalogue, app []byte) error { return f.bare.eval(app, c.specs) })
 }
 
 // BenchmarkPlanningReport times planning and the bare CUE baseline once per

@@ -346,22 +346,6 @@ func (c *Catalogue) Providers(capability string) []*Protocol {
 	return out
 }
 
-// Capabilities returns every capability some protocol provides, sorted.
-func (c *Catalogue) Capabilities() []string {
-	seen := map[string]bool{}
-	for _, p := range c.Protocols {
-		for _, pc := range p.Provides {
-			seen[pc] = true
-		}
-	}
-	var out []string
-	for k := range seen {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
 // NewCatalogue checks protocols for duplicate names and returns them
 // sorted by name, the order the planner tries them in.
 func (l *Loader) NewCatalogue(ps ...*Protocol) (*Catalogue, error) {
