@@ -18,7 +18,6 @@ const maxParamValue = 256
 type classInput struct {
 	kind   string         // "data" or "compute"
 	fields map[string]any // field -> concrete value
-	value  cue.Value      // the same, as CUE
 }
 
 // keyFor renders the fields p reads, so instances are shared between
@@ -135,7 +134,7 @@ func (r *run) solve(p *spec.Protocol, cls classInput, dems []demand) ([]*instanc
 			}
 			return
 		}
-		inst, why := r.smallestInts(p, cls, intParams, chosen, dems)
+		inst, why, _ := r.ascend(p, cls, intParams, chosen, dems)
 		if inst != nil {
 			out = append(out, inst)
 		} else if why != "" {
@@ -160,20 +159,19 @@ func (r *run) solve(p *spec.Protocol, cls classInput, dems []demand) ([]*instanc
 // building it from the value with one parameter fewer, and caching every
 // value on the way: CUE values are the expensive part of planning.
 func (r *run) filled(p *spec.Protocol, cls classInput, params map[string]any, order []string) cue.Value {
+	if len(order) == 0 {
+		v, _ := r.base(p, cls) // cached there
+		return v
+	}
 	key := p.Name + "|" + cls.keyFor(p) + "|" + demand(params).key()
 	if v, ok := r.values[key]; ok {
 		return v
 	}
-	var v cue.Value
-	if len(order) == 0 {
-		v, _ = r.base(p, cls)
-	} else {
-		last := order[len(order)-1]
-		parent := copyMap(params)
-		delete(parent, last)
-		v = r.filled(p, cls, parent, order[:len(order)-1]).
-			FillPath(cue.MakePath(cue.Str("params"), cue.Str(last)), params[last])
-	}
+	last := order[len(order)-1]
+	parent := copyMap(params)
+	delete(parent, last)
+	v := r.filled(p, cls, parent, order[:len(order)-1]).
+		FillPath(cue.MakePath(cue.Str("params"), cue.Str(last)), params[last])
 	r.values[key] = v
 	return v
 }
@@ -219,15 +217,10 @@ func (r *run) feasibleInts(p *spec.Protocol, cls classInput, pa spec.Param, chos
 // so past a few feasible values a larger one will not help.
 const maxIntTries = 8
 
-// smallestInts searches the integer parameters upward, in written order,
-// for the first values whose instance meets every demand. It also returns
-// the last instance it built, so the caller can tell whether raising a
+// ascend searches the integer parameters upward, in written order, for
+// the first values whose instance meets every demand. It also returns the
+// last instance it built, so the caller can tell whether raising a
 // parameter changes anything.
-func (r *run) smallestInts(p *spec.Protocol, cls classInput, ints []spec.Param, chosen map[string]any, dems []demand) (*instance, string) {
-	inst, why, _ := r.ascend(p, cls, ints, chosen, dems)
-	return inst, why
-}
-
 func (r *run) ascend(p *spec.Protocol, cls classInput, ints []spec.Param, chosen map[string]any, dems []demand) (*instance, string, *instance) {
 	if len(ints) == 0 {
 		inst, err := r.finishCached(p, cls, chosen)

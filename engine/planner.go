@@ -66,12 +66,12 @@ func (r *run) dataInput(req spec.Requirement) classInput {
 		"consistency": req.Consistency, "durability": int64(req.Durability),
 		"available": req.Available, "confidential": req.Confidential, "type": req.Type,
 	}
-	return classInput{kind: "data", fields: f, value: r.ctx.Encode(f)}
+	return classInput{kind: "data", fields: f}
 }
 
 func (r *run) computeInput(c spec.Compute) classInput {
 	f := map[string]any{"offload": c.Offload, "clones": int64(c.Clones), "module": c.Module}
-	return classInput{kind: "compute", fields: f, value: r.ctx.Encode(f)}
+	return classInput{kind: "compute", fields: f}
 }
 
 // goal is the root of a class's search: a capability and its demand.
@@ -88,7 +88,7 @@ func (r *run) rootGoal(cls classInput) goalResult {
 		return g
 	}
 	gv := r.l.Schema().LookupPath(cue.MakePath(cue.Str("goals"), cue.Str(cls.kind))).
-		FillPath(cue.ParsePath("class"), cls.value)
+		FillPath(cue.ParsePath("class"), cls.fields)
 	var g goalResult
 	g.capability, g.err = gv.LookupPath(cue.ParsePath("capability")).String()
 	if g.err == nil {
