@@ -1,0 +1,229 @@
+package protocols
+
+import (
+	"context"
+	"errors"
+
+	"github.com/rime-dev/rime/network"
+)
+
+// The capability interfaces below are what a layer offers the layers above
+// it. They are message-oriented (bytes in, bytes out, a context, an
+// error) so that any of them can later live out of process behind a
+// plugin's RPC without its neighbours noticing. The capability names are
+// the ones specs use in `provides` and `requires`.
+
+// Layer is what every running protocol instance is.
+type Layer interface {
+	// Start begins the layer's work; the layers below are started first.
+	Start(ctx context.Context) error
+	// Close stops it and releases what it holds; the layers above are
+	// closed first. Close is idempotent.
+	Close() error
+}
+
+// Transport ("transport") reaches other nodes by address: datagrams and
+// streams, multiplexed by service name (see package network).
+type Transport interface {
+	Layer
+	Endpoint() network.Endpoint
+}
+
+// MemberState is what failure detection believes of a member.
+type MemberState int
+
+const (
+	MemberAlive MemberState = iota
+	MemberSuspect
+	MemberDead
+	MemberLeft
+)
+
+func (s MemberState) String() string {
+	switch s {
+	case MemberAlive:
+		return "alive"
+	case MemberSuspect:
+		return "suspect"
+	case MemberDead:
+		return "dead"
+	case MemberLeft:
+		return "left"
+	}
+	return "unknown"
+}
+
+// Member is one node as membership sees it.
+type Member struct {
+	// ID is the node's identity (from its public key).
+	ID string
+	// Addr is the node's transport address.
+	Addr string
+	// NodeClass is the app's node class the node belongs to ("phone").
+	NodeClass string
+	State     MemberState
+}
+
+// MemberEvent is a change in the view.
+type MemberEvent struct {
+	Member Member
+}
+
+// Membership ("membership") keeps a view of the group's nodes.
+type Membership interface {
+	Layer
+	// Self is this node.
+	Self() Member
+	// Members is the current view, this node included, sorted by ID.
+	Members() []Member
+	// Subscribe delivers every later change until cancel is called. Events
+	// are not dropped; a subscriber that stops reading holds the view back
+	// only for itself.
+	Subscribe() (events <-chan MemberEvent, cancel func())
+}
+
+// Delivery is one broadcast message as delivered.
+type Delivery struct {
+	From    string
+	Payload []byte
+}
+
+// Broadcast ("broadcast") sends a message to every member.
+type Broadcast interface {
+	Layer
+	Broadcast(ctx context.Context, payload []byte) error
+	Deliveries() <-chan Delivery
+}
+
+// Entry is one committed log entry. Seq numbers the log's data entries
+// 1, 2, 3, ... with no gaps: entries the protocol adds for itself
+// (elections, configuration, compaction) are not numbered.
+type Entry struct {
+	Seq  uint64
+	Data []byte
+}
+
+// Log ("log") is a totally ordered, replicated, compactable log.
+type Log interface {
+	Layer
+	// Append proposes data and returns its Seq once it is committed. An
+	// error leaves the outcome unknown: the entry may still commit.
+	Append(ctx context.Context, data []byte) (uint64, error)
+	// ReadIndex returns a Seq s such that every entry committed before
+	// the call began has Seq <= s (a linearizable read of the log's end).
+	ReadIndex(ctx context.Context) (uint64, error)
+	// Follow returns this replica's committed entries from Seq from on,
+	// in order. If from is below the compaction point the follower fails
+	// with ErrCompacted at once: start from the snapshot instead.
+	Follow(from uint64) Follower
+	// Compact records, through the log itself so every replica agrees,
+	// that state covers entries 1..upTo; entries up to upTo may then be
+	// discarded. A Compact behind the current snapshot is ignored.
+	Compact(ctx context.Context, upTo uint64, state []byte) error
+	// Snapshot is this replica's latest compaction point and its state
+	// (0 and nil before any).
+	Snapshot() (upTo uint64, state []byte)
+	// Ready blocks until the log can take appends (for Raft: the shard
+	// has its replicas and a leader).
+	Ready(ctx context.Context) error
+}
+
+// Follower reads a Log's committed entries in order.
+type Follower interface {
+	// Next blocks until the next entry is committed on this replica.
+	Next(ctx context.Context) (Entry, error)
+	Close()
+}
+
+// Store ("store") is a node's durable, versioned key-value storage.
+type Store interface {
+	Layer
+	// Get returns the value and its version (0 and ErrNotFound if absent).
+	Get(ctx context.Context, key string) (value []byte, version uint64, err error)
+	// Put writes value if the key's version is still version (0: absent),
+	// and returns the new version once it is on disk.
+	Put(ctx context.Context, key string, value []byte, version uint64) (uint64, error)
+	// Dir is a directory of the store's own for libraries that manage
+	// their own files (dragonboat's log); it is created on first use.
+	Dir(name string) (string, error)
+}
+
+// EventKind is the kind of a channel event.
+type EventKind int
+
+const (
+	// Initialize carries the checkpoint c_n the component starts from.
+	Initialize EventKind = iota + 1
+	// Update carries update u_Seq.
+	Update
+	// RequestCheckpoint asks the component for its state after update
+	// Seq; it answers with Session.Checkpoint(Seq, state).
+	RequestCheckpoint
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case Initialize:
+		return "initialize"
+	case Update:
+		return "update"
+	case RequestCheckpoint:
+		return "request_checkpoint"
+	}
+	return "unknown"
+}
+
+// Event is one event of a channel session, in the order the session
+// delivers them: one Initialize, then updates with contiguous Seq, with
+// RequestCheckpoint events in between.
+type Event struct {
+	Kind EventKind
+	Seq  uint64
+	Data []byte
+}
+
+// Channel ("channel") is what applications use: the checkpointed channel.
+type Channel interface {
+	Layer
+	// Connect opens a session on this node's proxy.
+	Connect(ctx context.Context) (Session, error)
+}
+
+// Session is one connection of an application component to a channel
+// proxy (connect ... disconnect).
+type Session interface {
+	// Events delivers the session's events; it is closed on disconnect,
+	// after which Err says why.
+	Events() <-chan Event
+	// Submit asks for update to be appended to the channel. There is no
+	// acknowledgement but the update's arrival in Events; if the update
+	// cannot be accepted the session is disconnected, never silently
+	// dropped. Submit returns an error only if the session is already
+	// disconnected.
+	Submit(ctx context.Context, update []byte) error
+	// Checkpoint answers a RequestCheckpoint event for seq.
+	Checkpoint(seq uint64, state []byte) error
+	// Sync returns a Seq s such that every update submitted anywhere and
+	// delivered anywhere before Sync was called has Seq <= s, once this
+	// session has been sent every update up to s: a linearizable read.
+	Sync(ctx context.Context) (uint64, error)
+	// Disconnect ends the session.
+	Disconnect()
+	// Err is why the session ended (nil while it is connected, ErrDisconnected
+	// after Disconnect).
+	Err() error
+}
+
+// Errors of the layer interfaces.
+var (
+	// ErrCompacted: entries asked for are behind the compaction point.
+	ErrCompacted = errors.New("log: entries compacted")
+	// ErrNotFound: no such key.
+	ErrNotFound = errors.New("store: not found")
+	// ErrVersion: a Put whose version is no longer current.
+	ErrVersion = errors.New("store: version conflict")
+	// ErrDisconnected: the session was disconnected.
+	ErrDisconnected = errors.New("channel: disconnected")
+	// ErrClosed: the layer was closed.
+	ErrClosed = errors.New("layer closed")
+)
