@@ -2,6 +2,8 @@ package protocols
 
 import (
 	"crypto/ed25519"
+	"crypto/hkdf"
+	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -52,6 +54,9 @@ type Node struct {
 	// Bootstrap: this node starts the group's shards rather than joining
 	// them (the first node of a group; see package node).
 	Bootstrap bool
+	// Join are addresses of nodes already in the group (empty for the
+	// first node).
+	Join []string
 }
 
 // Env is what a protocol instance is provisioned with.
@@ -59,6 +64,10 @@ type Env struct {
 	Node Node
 	// App and Class name the stack; Group is the app's group.
 	App, Group, Class string
+	// GroupSecret is the group's shared secret (32 bytes), from which
+	// layers derive their keys, each with its own label (HKDF), so that
+	// no two layers share a key.
+	GroupSecret []byte
 	// Params are the plan's parameters for this layer, as decoded from
 	// the plan's JSON (numbers are float64).
 	Params map[string]any
@@ -187,4 +196,13 @@ func (r *Registry) Names() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// DeriveKey derives a size-byte key for label (say "swim/gossip") from
+// the group secret, so layers never share key material.
+func (e *Env) DeriveKey(label string, size int) ([]byte, error) {
+	if len(e.GroupSecret) < 16 {
+		return nil, fmt.Errorf("%s: the group secret is missing or shorter than 16 bytes", label)
+	}
+	return hkdf.Key(sha256.New, e.GroupSecret, []byte(e.App+"/"+e.Group), label, size)
 }
