@@ -150,6 +150,15 @@ func (r *run) assume(p *spec.Protocol) *assumed {
 	return a
 }
 
+// layerHosts is the node classes a layer of p may run on, or nil when
+// p places no condition on its hosts.
+func (r *run) layerHosts(p *spec.Protocol) []string {
+	if len(p.AssumeHosts) == 0 {
+		return nil
+	}
+	return r.assume(p).hosts
+}
+
 func hostPattern(p *spec.Protocol) string {
 	parts := make([]string, len(p.AssumeHosts))
 	for i, as := range p.AssumeHosts {

@@ -50,6 +50,9 @@ type Layer struct {
 	Implemented bool           `json:"implemented"`
 	// Provides lists the capabilities this layer serves in the stack.
 	Provides []string `json:"provides"`
+	// Hosts lists the node classes that may run this layer's replicas
+	// (those its assumes.hosts admits); absent when any node may.
+	Hosts []string `json:"hosts,omitempty"`
 }
 
 // DataGuarantees are what a data class's stack promises.

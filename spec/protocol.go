@@ -364,6 +364,18 @@ func (l *Loader) NewCatalogue(ps ...*Protocol) (*Catalogue, error) {
 	return c, ds.Err()
 }
 
+// Implemented returns the catalogue restricted to protocols whose Go
+// implementation exists: what `rime up` can deploy.
+func (l *Loader) Implemented(c *Catalogue) (*Catalogue, error) {
+	var ps []*Protocol
+	for _, p := range c.Protocols {
+		if p.Implemented {
+			ps = append(ps, p)
+		}
+	}
+	return l.NewCatalogue(ps...)
+}
+
 // LoadCatalogue loads every file matching */spec.cue in fsys, naming each
 // by prefix + its path, and returns the catalogue.
 func (l *Loader) LoadCatalogue(fsys fs.FS, prefix string) (*Catalogue, error) {

@@ -1,0 +1,12 @@
+// Package builtin registers every built-in protocol implementation in
+// protocols.Default; import it for its side effect. The catalogue test
+// here keeps the specs' `implemented` flags and the registry honest with
+// each other.
+package builtin
+
+import (
+	_ "github.com/rime-dev/rime/protocols/checkpointedchannel"
+	_ "github.com/rime-dev/rime/protocols/durablestorage"
+	_ "github.com/rime-dev/rime/protocols/raft"
+	_ "github.com/rime-dev/rime/protocols/tcpmtls"
+)

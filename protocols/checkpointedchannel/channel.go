@@ -1,0 +1,337 @@
+package checkpointedchannel
+
+import (
+	"context"
+
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/rime-dev/rime/protocols"
+)
+
+// Config tunes the channel proxy.
+type Config struct {
+	// CheckpointEvery: once this many updates follow the latest
+	// checkpoint, the proxy asks one connected component for a checkpoint,
+	// so the log can be compacted and late joiners start from a state
+	// rather than replaying everything.
+	CheckpointEvery uint64
+	// EventBuffer is how many events a session queues for a slow reader
+	// before the proxy waits for it (only that session waits).
+	EventBuffer int
+	// SubmitBuffer is how many submitted updates a session queues before
+	// Submit blocks.
+	SubmitBuffer int
+	// AppendTimeout bounds one update's way into the log; past it the
+	// update cannot be accepted and the session is disconnected.
+	AppendTimeout time.Duration
+}
+
+// DefaultConfig suits interactive applications.
+func DefaultConfig() Config {
+	return Config{CheckpointEvery: 1000, EventBuffer: 1024, SubmitBuffer: 1024, AppendTimeout: 5 * time.Second}
+}
+
+// Name is the protocol's name in its spec.
+const Name = "checkpointed-channel"
+
+// NewModule returns the module with cfg.
+func NewModule(cfg Config) protocols.Module {
+	return protocols.Module{Name: Name, Provides: []string{"channel"}, New: func() protocols.Instance { return &Channel{cfg: cfg} }}
+}
+
+func init() { protocols.Default.MustRegister(NewModule(DefaultConfig())) }
+
+// Channel is one node's proxy of a class's checkpointed channel over the
+// totally ordered Log below it.
+type Channel struct {
+	cfg Config
+	env *protocols.Env
+	log protocols.Log
+	lg  *slog.Logger
+
+	mu       sync.Mutex
+	closed   bool
+	sessions map[*session]struct{}
+	// asker is the session that answers checkpoint requests; asking one
+	// component is enough.
+	asker *session
+}
+
+// Provision finds the log below.
+func (c *Channel) Provision(env *protocols.Env) error {
+	c.env = env
+	c.lg = env.Logger
+	if c.lg == nil {
+		c.lg = slog.New(slog.DiscardHandler)
+	}
+	var err error
+	c.log, err = protocols.Need[protocols.Log](env, Name, "log")
+	c.sessions = map[*session]struct{}{}
+	return err
+}
+
+// Validate checks the configuration.
+func (c *Channel) Validate() error {
+	if c.cfg.CheckpointEvery == 0 || c.cfg.EventBuffer < 1 || c.cfg.SubmitBuffer < 1 || c.cfg.AppendTimeout <= 0 {
+		return fmt.Errorf("%s: Config %+v: every field must be positive", Name, c.cfg)
+	}
+	return nil
+}
+
+// Start has nothing to start: sessions drive the proxy.
+func (c *Channel) Start(context.Context) error { return nil }
+
+// Close disconnects every session.
+func (c *Channel) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	ss := make([]*session, 0, len(c.sessions))
+	for s := range c.sessions {
+		ss = append(ss, s)
+	}
+	c.mu.Unlock()
+	for _, s := range ss {
+		s.end(protocols.ErrClosed)
+	}
+	return nil
+}
+
+// Connect opens a session: its first event is Initialize with the latest
+// checkpoint this replica holds (c_n), then updates n+1, n+2, ...
+func (c *Channel) Connect(ctx context.Context) (protocols.Session, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, fmt.Errorf("%s: class %s: %w", Name, c.env.Class, protocols.ErrClosed)
+	}
+	sctx, cancel := context.WithCancel(context.Background())
+	s := &session{
+		c: c, ctx: sctx, cancel: cancel,
+		events:  make(chan protocols.Event, c.cfg.EventBuffer),
+		submits: make(chan []byte, c.cfg.SubmitBuffer),
+		ended:   make(chan struct{}),
+		moved:   make(chan struct{}),
+	}
+	c.sessions[s] = struct{}{}
+	if c.asker == nil {
+		c.asker = s
+	}
+	s.wg.Add(2)
+	go s.deliver()
+	go s.submit()
+	go func() { s.wg.Wait(); close(s.events) }()
+	return s, nil
+}
+
+func (c *Channel) forget(s *session) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.sessions, s)
+	if c.asker == s {
+		c.asker = nil
+		for o := range c.sessions {
+			c.asker = o
+			break
+		}
+	}
+}
+
+func (c *Channel) isAsker(s *session) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.asker == s
+}
+
+type session struct {
+	c      *Channel
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	events  chan protocols.Event
+	submits chan []byte
+	ended   chan struct{}
+
+	mu        sync.Mutex
+	err       error
+	delivered uint64        // Seq of the last event sent
+	moved     chan struct{} // closed and replaced when delivered grows
+	asked     uint64        // Seq of the outstanding checkpoint request
+}
+
+func (s *session) Events() <-chan protocols.Event { return s.events }
+
+func (s *session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// end disconnects the session with err (the first cause wins).
+func (s *session) end(err error) {
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = err
+		close(s.ended)
+	}
+	s.mu.Unlock()
+	s.cancel()
+	s.c.forget(s)
+}
+
+func (s *session) Disconnect() { s.end(protocols.ErrDisconnected) }
+
+// deliver sends Initialize, then every committed update in order.
+func (s *session) deliver() {
+	defer s.wg.Done()
+	upTo, state := s.c.log.Snapshot()
+	if !s.emit(protocols.Event{Kind: protocols.Initialize, Seq: upTo, Data: state}) {
+		return
+	}
+	f := s.c.log.Follow(upTo + 1)
+	defer f.Close()
+	for {
+		e, err := f.Next(s.ctx)
+		if err != nil {
+			// Compacted past this session, or the log closed: the stream
+			// cannot stay contiguous, so the session ends; the component
+			// reconnects and starts from the checkpoint.
+			s.end(fmt.Errorf("%s: class %s: %w", Name, s.c.env.Class, err))
+			return
+		}
+		if !s.emit(protocols.Event{Kind: protocols.Update, Seq: e.Seq, Data: e.Data}) {
+			return
+		}
+		s.maybeAsk(e.Seq)
+	}
+}
+
+// emit queues ev and records how far the session got.
+func (s *session) emit(ev protocols.Event) bool {
+	select {
+	case s.events <- ev:
+	case <-s.ctx.Done():
+		return false
+	}
+	if ev.Kind != protocols.RequestCheckpoint {
+		s.mu.Lock()
+		s.delivered = ev.Seq
+		close(s.moved)
+		s.moved = make(chan struct{})
+		s.mu.Unlock()
+	}
+	return true
+}
+
+// maybeAsk asks this session's component for a checkpoint when enough
+// updates follow the last one and no request is outstanding.
+func (s *session) maybeAsk(seq uint64) {
+	snap, _ := s.c.log.Snapshot()
+	s.mu.Lock()
+	due := seq-snap >= s.c.cfg.CheckpointEvery && s.asked <= snap
+	s.mu.Unlock()
+	if !due || !s.c.isAsker(s) {
+		return
+	}
+	s.mu.Lock()
+	s.asked = seq
+	s.mu.Unlock()
+	s.emit(protocols.Event{Kind: protocols.RequestCheckpoint, Seq: seq})
+}
+
+// Checkpoint records the component's state after update seq as the
+// channel's checkpoint, through the log, so every replica agrees on it.
+func (s *session) Checkpoint(seq uint64, state []byte) error {
+	if err := s.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	ok := seq <= s.delivered
+	s.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("%s: checkpoint at %d is ahead of the updates delivered to this session", Name, seq)
+	}
+	go func() {
+		ctx, cancel := context.WithTimeout(s.ctx, s.c.cfg.AppendTimeout)
+		defer cancel()
+		if err := s.c.log.Compact(ctx, seq, state); err != nil && s.ctx.Err() == nil {
+			s.c.lg.Warn("checkpoint not recorded", "class", s.c.env.Class, "seq", seq, "err", err)
+		}
+	}()
+	return nil
+}
+
+// Submit queues update for the log. It fails only on a session already
+// disconnected; an update that cannot be appended disconnects the session.
+func (s *session) Submit(ctx context.Context, update []byte) error {
+	select {
+	case <-s.ended:
+		return s.Err()
+	default:
+	}
+	select {
+	case s.submits <- update:
+		return nil
+	case <-s.ended:
+		return s.Err()
+	case <-ctx.Done():
+		// Not queued: the caller knows it was not submitted.
+		return ctx.Err()
+	}
+}
+
+// submit appends the session's updates one at a time, so they enter the
+// total order in the order the component submitted them.
+func (s *session) submit() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case u := <-s.submits:
+			ctx, cancel := context.WithTimeout(s.ctx, s.c.cfg.AppendTimeout)
+			_, err := s.c.log.Append(ctx, u)
+			cancel()
+			if err != nil {
+				if s.ctx.Err() == nil {
+					s.end(fmt.Errorf("%s: class %s: update not accepted: %w: %w", Name, s.c.env.Class, protocols.ErrDisconnected, err))
+				}
+				return
+			}
+		}
+	}
+}
+
+// Sync is a linearizable read: the log's end as of now, once delivered.
+func (s *session) Sync(ctx context.Context) (uint64, error) {
+	seq, err := s.c.log.ReadIndex(ctx)
+	if err != nil {
+		return 0, err
+	}
+	for {
+		s.mu.Lock()
+		d, moved, err := s.delivered, s.moved, s.err
+		s.mu.Unlock()
+		if err != nil {
+			return 0, err
+		}
+		if d >= seq {
+			return seq, nil
+		}
+		select {
+		case <-moved:
+		case <-s.ended:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+}
+
+var (
+	_ protocols.Instance = (*Channel)(nil)
+	_ protocols.Channel  = (*Channel)(nil)
+	_ protocols.Session  = (*session)(nil)
+)

@@ -1,0 +1,246 @@
+package raft
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	sm "github.com/lni/dragonboat/v4/statemachine"
+
+	"github.com/rime-dev/rime/network"
+	"github.com/rime-dev/rime/protocols"
+)
+
+// Commands in the Raft log. Every command starts with its kind byte.
+const (
+	cmdAppend  = 'A' // data: one log entry, numbered Seq = previous + 1
+	cmdCompact = 'C' // uvarint upTo, then the state covering 1..upTo
+)
+
+func encodeAppend(data []byte) []byte {
+	return append([]byte{cmdAppend}, data...)
+}
+
+func encodeCompact(upTo uint64, state []byte) []byte {
+	b := binary.AppendUvarint([]byte{cmdCompact}, upTo)
+	return append(b, state...)
+}
+
+// logState is the replicated state machine behind a Log: the compaction
+// point with its state, and the entries after it. One Raft replica owns
+// one logState; dragonboat calls Update from its apply goroutine while
+// followers read under mu.
+type logState struct {
+	mu       sync.Mutex
+	seq      uint64   // last data entry applied
+	snapSeq  uint64   // entries 1..snapSeq are covered by snapState
+	snap     []byte   // state after entry snapSeq
+	retained [][]byte // entries snapSeq+1 .. seq
+	changed  chan struct{}
+	closed   bool
+}
+
+func newLogState() *logState { return &logState{changed: make(chan struct{})} }
+
+// notifyLocked wakes every follower waiting for a change.
+func (s *logState) notifyLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// apply executes one command and returns the Seq it produced (for an
+// append) or the current Seq.
+func (s *logState) apply(cmd []byte) (uint64, error) {
+	if len(cmd) == 0 {
+		return 0, errors.New("raft log: empty command")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch cmd[0] {
+	case cmdAppend:
+		s.seq++
+		s.retained = append(s.retained, append([]byte(nil), cmd[1:]...))
+		s.notifyLocked()
+		return s.seq, nil
+	case cmdCompact:
+		upTo, n := binary.Uvarint(cmd[1:])
+		if n <= 0 {
+			return 0, errors.New("raft log: bad compaction command")
+		}
+		// A compaction behind the current snapshot, or ahead of the log
+		// (a proposer that had not seen the entries), changes nothing.
+		if upTo <= s.snapSeq || upTo > s.seq {
+			return s.seq, nil
+		}
+		drop := upTo - s.snapSeq
+		s.retained = append([][]byte(nil), s.retained[drop:]...)
+		s.snapSeq = upTo
+		s.snap = append([]byte(nil), cmd[1+n:]...)
+		s.notifyLocked()
+		return s.seq, nil
+	}
+	return 0, fmt.Errorf("raft log: unknown command %q", cmd[0])
+}
+
+func (s *logState) current() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seq
+}
+
+func (s *logState) snapshot() (uint64, []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.snapSeq, s.snap
+}
+
+// entry returns entry seq, or waits for it.
+func (s *logState) entry(ctx context.Context, seq uint64) (protocols.Entry, error) {
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return protocols.Entry{}, protocols.ErrClosed
+		}
+		if seq <= s.snapSeq {
+			s.mu.Unlock()
+			return protocols.Entry{}, fmt.Errorf("entry %d, compacted up to %d: %w", seq, s.snapSeq, protocols.ErrCompacted)
+		}
+		if seq <= s.seq {
+			e := protocols.Entry{Seq: seq, Data: s.retained[seq-s.snapSeq-1]}
+			s.mu.Unlock()
+			return e, nil
+		}
+		ch := s.changed
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return protocols.Entry{}, ctx.Err()
+		}
+	}
+}
+
+func (s *logState) close() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		s.notifyLocked()
+	}
+}
+
+// The snapshot format: magic, seq, snapSeq, len+snap, count, then
+// len+entry for each retained entry. Lengths are uvarints and bounded,
+// so a corrupt snapshot is an error, never a huge allocation.
+const snapMagic = "rime-log-1"
+
+func (s *logState) save(w io.Writer) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	bw := bufio.NewWriter(w)
+	bw.WriteString(snapMagic)
+	var b []byte
+	b = binary.AppendUvarint(b, s.seq)
+	b = binary.AppendUvarint(b, s.snapSeq)
+	b = binary.AppendUvarint(b, uint64(len(s.snap)))
+	bw.Write(b)
+	bw.Write(s.snap)
+	bw.Write(binary.AppendUvarint(nil, uint64(len(s.retained))))
+	for _, e := range s.retained {
+		bw.Write(binary.AppendUvarint(nil, uint64(len(e))))
+		bw.Write(e)
+	}
+	return bw.Flush()
+}
+
+// decodeSnapshot parses what save wrote.
+func decodeSnapshot(r io.Reader) (seq, snapSeq uint64, snap []byte, retained [][]byte, err error) {
+	br := bufio.NewReader(r)
+	magic := make([]byte, len(snapMagic))
+	if _, err = io.ReadFull(br, magic); err != nil || string(magic) != snapMagic {
+		return 0, 0, nil, nil, fmt.Errorf("raft log snapshot: bad header")
+	}
+	readN := func() (uint64, error) { return binary.ReadUvarint(br) }
+	readBytes := func() ([]byte, error) {
+		n, err := readN()
+		if err != nil {
+			return nil, err
+		}
+		if n > network.MaxDatagram*4 {
+			return nil, fmt.Errorf("raft log snapshot: item of %d bytes", n)
+		}
+		b := make([]byte, n)
+		_, err = io.ReadFull(br, b)
+		return b, err
+	}
+	if seq, err = readN(); err != nil {
+		return
+	}
+	if snapSeq, err = readN(); err != nil {
+		return
+	}
+	if snap, err = readBytes(); err != nil {
+		return
+	}
+	count, err := readN()
+	if err != nil {
+		return
+	}
+	if snapSeq > seq || count != seq-snapSeq {
+		return 0, 0, nil, nil, fmt.Errorf("raft log snapshot: %d entries after %d do not end at %d", count, snapSeq, seq)
+	}
+	for range count {
+		e, err := readBytes()
+		if err != nil {
+			return 0, 0, nil, nil, fmt.Errorf("raft log snapshot: %w", err)
+		}
+		retained = append(retained, e)
+	}
+	return seq, snapSeq, snap, retained, nil
+}
+
+func (s *logState) recover(r io.Reader) error {
+	seq, snapSeq, snap, retained, err := decodeSnapshot(r)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.seq, s.snapSeq, s.snap, s.retained = seq, snapSeq, snap, retained
+	s.notifyLocked()
+	return nil
+}
+
+// fsm adapts logState to dragonboat's regular state machine.
+type fsm struct{ s *logState }
+
+func (f fsm) Update(e sm.Entry) (sm.Result, error) {
+	seq, err := f.s.apply(e.Cmd)
+	if err != nil {
+		// A command this replica cannot parse would be as unparseable on
+		// every replica: reject it in the result rather than halting the
+		// shard.
+		return sm.Result{Value: 0, Data: []byte(err.Error())}, nil
+	}
+	return sm.Result{Value: seq}, nil
+}
+
+// Lookup answers the linearizable read of the log's end.
+func (f fsm) Lookup(any) (any, error) { return f.s.current(), nil }
+
+func (f fsm) SaveSnapshot(w io.Writer, _ sm.ISnapshotFileCollection, _ <-chan struct{}) error {
+	return f.s.save(w)
+}
+
+func (f fsm) RecoverFromSnapshot(r io.Reader, _ []sm.SnapshotFile, _ <-chan struct{}) error {
+	return f.s.recover(r)
+}
+
+func (f fsm) Close() error { return nil }
+
+var _ sm.IStateMachine = fsm{}
