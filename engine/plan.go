@@ -5,7 +5,9 @@ import "github.com/rime-dev/rime/diag"
 // Plan is the planner's answer for one app: the contract of
 // `rime plan --format json` (see DESIGN.md).
 type Plan struct {
-	App     string      `json:"app"`
+	App string `json:"app"`
+	// Group is the app's group: the unit of trust its nodes belong to.
+	Group   string      `json:"group,omitempty"`
 	Classes []ClassPlan `json:"classes"`
 	// Compute holds one entry per offloadable computation, shaped like a
 	// class.

@@ -50,7 +50,7 @@ func (p *Planner) Plan(app *spec.App) *Plan {
 		ints:     map[string][]int64{},
 		bounds:   map[string]float64{},
 	}
-	out := &Plan{App: app.Name, Classes: []ClassPlan{}}
+	out := &Plan{App: app.Name, Group: app.Group, Classes: []ClassPlan{}}
 	for _, c := range app.Classes {
 		out.Classes = append(out.Classes, r.planData(c))
 	}
