@@ -94,7 +94,7 @@ func (r *run) classPlan(name string, o outcome) ClassPlan {
 			cp.Stack = append(cp.Stack, Layer{
 				Layer: in.proto.Layer, Protocol: in.proto.Name, Params: in.params,
 				Implemented: in.proto.Implemented, Provides: providesIn(o.sol, in),
-				Hosts: r.layerHosts(in.proto),
+				Requires: requiredCapabilities(in), Hosts: r.layerHosts(in.proto),
 			})
 		}
 		var ps proofWriter

@@ -52,6 +52,9 @@ type Layer struct {
 	Implemented bool           `json:"implemented"`
 	// Provides lists the capabilities this layer serves in the stack.
 	Provides []string `json:"provides"`
+	// Requires lists the capabilities this layer uses from the layers
+	// of the stack (which the node provisions first).
+	Requires []string `json:"requires,omitempty"`
 	// Hosts lists the node classes that may run this layer's replicas
 	// (those its assumes.hosts admits); absent when any node may.
 	Hosts []string `json:"hosts,omitempty"`

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -286,6 +287,18 @@ func (r *run) stackOf(sol *solution) []*instance {
 		}
 		return out[i].proto.Name < out[j].proto.Name
 	})
+	return out
+}
+
+// requiredCapabilities lists the capabilities in requires, sorted.
+func requiredCapabilities(in *instance) []string {
+	var out []string
+	for _, rq := range in.requires {
+		if !slices.Contains(out, rq.Capability) {
+			out = append(out, rq.Capability)
+		}
+	}
+	sort.Strings(out)
 	return out
 }
 

@@ -170,7 +170,13 @@ func (n *Node) build(ctx context.Context, cfg *Config, reg *protocols.Registry, 
 		ID: n.id.ID(), NodeClass: cfg.NodeClass, Key: n.id.Key, DataDir: cfg.DataDir,
 		Bootstrap: len(cfg.Join) == 0, Join: cfg.Join,
 	}
-	for _, l := range cp.Stack {
+	order, err := dependencyOrder(cp)
+	if err != nil {
+		return nil, err
+	}
+	var started []engine.Layer
+	for _, l := range order {
+		started = append(started, l)
 		mod, _ := reg.Lookup(l.Protocol)
 		inst := mod.New()
 		env := &protocols.Env{
@@ -191,10 +197,47 @@ func (n *Node) build(ctx context.Context, cfg *Config, reg *protocols.Registry, 
 	for i, inst := range st.layers {
 		if err := inst.Start(ctx); err != nil {
 			closeTopDown(st.layers[:i])
-			return nil, fmt.Errorf("node: class %s: start %s: %w", cp.Name, cp.Stack[i].Protocol, err)
+			return nil, fmt.Errorf("node: class %s: start %s: %w", cp.Name, started[i].Protocol, err)
 		}
 	}
 	return st, nil
+}
+
+// dependencyOrder orders a stack so each layer comes after the layers
+// providing what it requires (the plan lists layers by kind, where
+// storage sits above consensus although Raft keeps its log in it); ties
+// keep the plan's order.
+func dependencyOrder(cp engine.ClassPlan) ([]engine.Layer, error) {
+	var out []engine.Layer
+	have := map[string]bool{}
+	placed := make([]bool, len(cp.Stack))
+	for len(out) < len(cp.Stack) {
+		progress := false
+		for i, l := range cp.Stack {
+			if placed[i] {
+				continue
+			}
+			ready := true
+			for _, rq := range l.Requires {
+				if !have[rq] {
+					ready = false
+				}
+			}
+			if !ready {
+				continue
+			}
+			placed[i], progress = true, true
+			out = append(out, l)
+			for _, pv := range l.Provides {
+				have[pv] = true
+			}
+			break
+		}
+		if !progress {
+			return nil, fmt.Errorf("node: class %s: the stack's requires cannot be ordered (a cycle, or a capability no layer provides)", cp.Name)
+		}
+	}
+	return out, nil
 }
 
 func closeTopDown(layers []protocols.Instance) {

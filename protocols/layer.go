@@ -227,3 +227,10 @@ var (
 	// ErrClosed: the layer was closed.
 	ErrClosed = errors.New("layer closed")
 )
+
+// Reporter is implemented by layers that have something to show in a
+// live view (`rime up`): leader, term, members, progress. Keys are short
+// and stable; values are JSON-encodable.
+type Reporter interface {
+	Report(ctx context.Context) (map[string]any, error)
+}

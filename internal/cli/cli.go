@@ -73,7 +73,7 @@ Start with an example:
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newCheck(), newPlan(), newExplain(), newCatalogue())
+	root.AddCommand(newCheck(), newPlan(), newExplain(), newCatalogue(), newUp())
 	return root
 }
 
@@ -108,6 +108,16 @@ func loadEnv(extra []string) (*env, error) {
 	return &env{loader: l, cat: cat, planner: engine.New(l, cat)}, nil
 }
 
+// onlyImplemented restricts the catalogue to what this build can deploy.
+func (e *env) onlyImplemented() error {
+	cat, err := e.loader.Implemented(e.cat)
+	if err != nil {
+		return &exitError{ExitFailure, err}
+	}
+	e.cat, e.planner = cat, engine.New(e.loader, cat)
+	return nil
+}
+
 // loadApp loads app files, turning diagnostics into exit code 2.
 func (e *env) loadApp(files []string) (*spec.App, error) {
 	app, err := e.loader.LoadApp(files...)
@@ -121,11 +131,17 @@ func (e *env) loadApp(files []string) (*spec.App, error) {
 	return app, nil
 }
 
-// planFiles loads the catalogue and the app files and plans the app.
-func planFiles(catalogues, files []string) (*spec.App, *engine.Plan, error) {
+// planFiles loads the catalogue and the app files and plans the app,
+// with only the implemented protocols when implemented is set.
+func planFiles(catalogues, files []string, implemented bool) (*spec.App, *engine.Plan, error) {
 	e, err := loadEnv(catalogues)
 	if err != nil {
 		return nil, nil, err
+	}
+	if implemented {
+		if err := e.onlyImplemented(); err != nil {
+			return nil, nil, err
+		}
 	}
 	app, err := e.loadApp(files)
 	if err != nil {

@@ -64,6 +64,7 @@ valid and 2 if not. It does not plan; see 'rime plan'.`,
 
 func newPlan() *cobra.Command {
 	var format string
+	var implemented bool
 	var catalogues []string
 	cmd := &cobra.Command{
 		Use:   "plan FILE...",
@@ -85,7 +86,7 @@ Exit status: 0 every class satisfiable, 3 some class unsatisfiable,
 			if err := checkFormat(format, "text", "json", "dot", "mermaid"); err != nil {
 				return err
 			}
-			_, p, err := planFiles(catalogues, args)
+			_, p, err := planFiles(catalogues, args, implemented)
 			if err != nil {
 				return err
 			}
@@ -110,6 +111,7 @@ Exit status: 0 every class satisfiable, 3 some class unsatisfiable,
 	}
 	cmd.Flags().StringVar(&format, "format", "text", "output format: text, json, dot or mermaid")
 	cmd.Flags().StringArrayVar(&catalogues, "catalogue", nil, "also plan with the protocol specs in DIR/*/spec.cue (repeatable)")
+	cmd.Flags().BoolVar(&implemented, "implemented", false, "plan with implemented protocols only: the stacks `rime up` and `rime node` can deploy")
 	return cmd
 }
 
@@ -128,7 +130,7 @@ blocked which requirement and which relaxation would work. Without
 		Example: "  rime explain examples/photoshare/app.cue --class photos\n  rime explain examples/ledger/app.cue --class balances",
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			app, p, err := planFiles(catalogues, args)
+			app, p, err := planFiles(catalogues, args, false)
 			if err != nil {
 				return err
 			}

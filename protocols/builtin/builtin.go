@@ -8,5 +8,6 @@ import (
 	_ "github.com/rime-dev/rime/protocols/checkpointedchannel"
 	_ "github.com/rime-dev/rime/protocols/durablestorage"
 	_ "github.com/rime-dev/rime/protocols/raft"
+	_ "github.com/rime-dev/rime/protocols/swim"
 	_ "github.com/rime-dev/rime/protocols/tcpmtls"
 )

@@ -567,3 +567,26 @@ var (
 	_ protocols.Instance = (*Raft)(nil)
 	_ protocols.Log      = (*Raft)(nil)
 )
+
+// Report is the shard's status for live views, with the leader named by
+// its node ID where the membership view knows it.
+func (r *Raft) Report(ctx context.Context) (map[string]any, error) {
+	st, err := r.Status(ctx)
+	out := map[string]any{"seq": st.Seq, "term": st.Term, "voters": st.Voters, "non_voting": st.NonVoting}
+	leader := "none"
+	if st.LeaderID != 0 {
+		leader = fmt.Sprintf("replica %x", st.LeaderID)
+		for _, m := range r.members.Members() {
+			if ReplicaID(m.ID) == st.LeaderID {
+				leader = m.ID
+			}
+		}
+	}
+	out["leader"] = leader
+	return out, err
+}
+
+var _ protocols.Reporter = (*Raft)(nil)
+
+// Role is "voter" or "non-voting": what this replica last knew itself to be.
+func (r *Raft) Role() string { return r.role() }

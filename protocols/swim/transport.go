@@ -196,6 +196,10 @@ func splitAddr(addr string) (net.IP, int, error) {
 	if ip == nil {
 		return nil, 0, fmt.Errorf("address %q: %q is not an IP address", addr, host)
 	}
+	if ip.IsUnspecified() {
+		// A listener's wildcard address: nobody can reach a node at it.
+		return nil, 0, fmt.Errorf("address %q: unspecified IP, not one others can reach", addr)
+	}
 	port, err := strconv.ParseUint(p, 10, 16)
 	if err != nil {
 		return nil, 0, fmt.Errorf("address %q: bad port: %w", addr, err)

@@ -115,7 +115,7 @@ func TestEndpointTransportCrash(t *testing.T) {
 }
 
 func TestEndpointTransportAddress(t *testing.T) {
-	for _, a := range []string{"node-a:7946", "10.0.0.1", "10.0.0.1:http", "10.0.0.1:70000"} {
+	for _, a := range []string{"node-a:7946", "10.0.0.1", "10.0.0.1:http", "10.0.0.1:70000", "0.0.0.0:7946", "[::]:7946"} {
 		ep, _ := memnet.New(1).Listen(a)
 		if _, err := NewEndpointTransport(ep, "swim/c"); err == nil {
 			t.Errorf("endpoint %q accepted", a)

@@ -1,0 +1,365 @@
+package cli
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/rime-dev/rime/engine"
+	"github.com/rime-dev/rime/examples/collabdoc"
+	"github.com/rime-dev/rime/identity"
+	"github.com/rime-dev/rime/network/tlsnet"
+	"github.com/rime-dev/rime/node"
+	"github.com/rime-dev/rime/protocols"
+	_ "github.com/rime-dev/rime/protocols/builtin"
+	"github.com/rime-dev/rime/spec"
+)
+
+// exampleApps are the example applications `rime up` can run against the
+// nodes it starts, by app name: each gets one channel per node.
+var exampleApps = map[string]struct {
+	class string
+	run   func(ctx context.Context, chs []protocols.Channel, out io.Writer) error
+}{
+	"collabdoc": {collabdoc.Class, func(ctx context.Context, chs []protocols.Channel, out io.Writer) error {
+		return collabdoc.Run(ctx, chs, 50*time.Millisecond, out)
+	}},
+}
+
+type upOptions struct {
+	nodes    int
+	classes  []string
+	data     string
+	duration time.Duration
+	format   string
+	noApp    bool
+}
+
+func newUp() *cobra.Command {
+	var o upOptions
+	cmd := &cobra.Command{
+		Use:   "up DIR",
+		Short: "plan an app and run it on nodes in this process, on loopback",
+		Long: `up is rime's embedded default: it plans DIR/app.cue with the protocols this
+build implements, starts N nodes in this process on loopback (real TCP with
+mutual TLS between them), deploys each class's stack on them, runs the
+example application if DIR is one of rime's examples, and shows a live
+status line: members, each class's leader and term, its committed
+updates and their rate. Ctrl-C stops everything cleanly.
+
+Classes whose stack needs a protocol this build does not implement yet
+are listed and left out; --class picks classes explicitly.
+
+Nodes take the app's node classes in the order app.cue declares them, up
+to each class's count.`,
+		Example: "  rime up examples/collabdoc\n  rime up examples/collabdoc --nodes 5 --duration 30s\n  rime up examples/collabdoc --format json --duration 10s",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkFormat(o.format, "text", "json"); err != nil {
+				return err
+			}
+			if o.nodes < 1 {
+				return &exitError{ExitInvalid, fmt.Errorf("--nodes %d: want at least 1", o.nodes)}
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if o.duration > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, o.duration)
+				defer cancel()
+			}
+			return runUp(ctx, args[0], o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	cmd.Flags().IntVar(&o.nodes, "nodes", 3, "how many nodes to start")
+	cmd.Flags().StringArrayVar(&o.classes, "class", nil, "deploy only this class (repeatable; default: every class this build can deploy)")
+	cmd.Flags().StringVar(&o.data, "data", "", "keep the nodes' data here (default: a temporary directory, removed at exit)")
+	cmd.Flags().DurationVar(&o.duration, "duration", 0, "stop after this long (default: run until Ctrl-C)")
+	cmd.Flags().StringVar(&o.format, "format", "text", "status output: text, or json (one object per line)")
+	cmd.Flags().BoolVar(&o.noApp, "no-app", false, "do not run the example application")
+	return cmd
+}
+
+func appFile(arg string) string {
+	if st, err := os.Stat(arg); err == nil && st.IsDir() {
+		return filepath.Join(arg, "app.cue")
+	}
+	return arg
+}
+
+// deployable plans app with the implemented catalogue and picks the
+// classes to deploy, saying why each other class is left out.
+func deployable(e *env, app *spec.App, want []string, out io.Writer) (*engine.Plan, []string, error) {
+	full := e.planner.Plan(app)
+	if err := e.onlyImplemented(); err != nil {
+		return nil, nil, err
+	}
+	p := e.planner.Plan(app)
+	missing := func(name string) string {
+		for _, c := range full.Classes {
+			if c.Name != name {
+				continue
+			}
+			if !c.Satisfiable {
+				return "unsatisfiable (see rime explain)"
+			}
+			var ms []string
+			for _, l := range c.Stack {
+				if !l.Implemented {
+					ms = append(ms, l.Protocol)
+				}
+			}
+			return "needs " + strings.Join(ms, ", ") + ", not implemented yet"
+		}
+		return "not in the app"
+	}
+	var classes []string
+	for _, c := range p.Classes {
+		picked := len(want) == 0 || slices.Contains(want, c.Name)
+		switch {
+		case picked && c.Satisfiable:
+			classes = append(classes, c.Name)
+		case len(want) == 0:
+			fmt.Fprintf(out, "class %s: not deployed: %s\n", c.Name, missing(c.Name))
+		case picked:
+			return nil, nil, &exitError{ExitUnsatisfiable, fmt.Errorf("class %s cannot be deployed: %s", c.Name, missing(c.Name))}
+		}
+	}
+	for _, w := range want {
+		if !slices.Contains(classes, w) {
+			if _, ok := classPlanOf(p, w); !ok {
+				return nil, nil, &exitError{ExitInvalid, fmt.Errorf("--class %s: the app has no such class", w)}
+			}
+		}
+	}
+	if len(classes) == 0 {
+		return nil, nil, &exitError{ExitUnsatisfiable, fmt.Errorf("%s: no class can be deployed with the protocols this build implements", app.Name)}
+	}
+	return p, classes, nil
+}
+
+func classPlanOf(p *engine.Plan, name string) (engine.ClassPlan, bool) {
+	for _, c := range p.Classes {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return engine.ClassPlan{}, false
+}
+
+// nodeClasses gives n nodes their node classes, in declaration order up
+// to each class's count, then round again if n exceeds them all.
+func nodeClasses(app *spec.App, n int) []string {
+	var out []string
+	for len(out) < n {
+		for _, nc := range app.Env.Nodes {
+			for i := 0; i < max(nc.Count, 1) && len(out) < n; i++ {
+				out = append(out, nc.Name)
+			}
+		}
+	}
+	return out
+}
+
+func runUp(ctx context.Context, dir string, o upOptions, out, errOut io.Writer) error {
+	e, err := loadEnv(nil)
+	if err != nil {
+		return err
+	}
+	app, err := e.loadApp([]string{appFile(dir)})
+	if err != nil {
+		return err
+	}
+	p, classes, err := deployable(e, app, o.classes, out)
+	if err != nil {
+		return err
+	}
+	data := o.data
+	if data == "" {
+		if data, err = os.MkdirTemp("", "rime-up-"); err != nil {
+			return err
+		}
+		defer os.RemoveAll(data)
+	}
+	secret := make([]byte, 32)
+	rand.Read(secret)
+
+	// Identities first, so each node admits exactly its peers.
+	kinds := nodeClasses(app, o.nodes)
+	ids := make([]*identity.Identity, o.nodes)
+	admitted := map[string]bool{}
+	for i := range ids {
+		if ids[i], err = identity.LoadOrCreate(filepath.Join(nodeDir(data, i), "identity")); err != nil {
+			return err
+		}
+		admitted[ids[i].ID()] = true
+	}
+	authorize := func(peer string, _ ed25519.PublicKey) error {
+		if !admitted[peer] {
+			return fmt.Errorf("%s is not one of this cluster's nodes", peer)
+		}
+		return nil
+	}
+	logger := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+	fmt.Fprintf(out, "rime up %s: %d nodes, classes %s, data in %s\n", app.Name, o.nodes, strings.Join(classes, ", "), data)
+	nodes := make([]*node.Node, o.nodes)
+	defer func() {
+		fmt.Fprintln(out, "stopping nodes")
+		for i := len(nodes) - 1; i >= 0; i-- {
+			if nodes[i] != nil {
+				nodes[i].Close()
+			}
+		}
+	}()
+	start := func(i int, join []string) error {
+		nw, err := tlsnet.New(tlsnet.Config{Identity: ids[i], Authorize: authorize, Logger: logger})
+		if err != nil {
+			return err
+		}
+		n, err := node.Start(ctx, node.Config{
+			Plan: p, Group: app.Group, GroupSecret: secret, NodeClass: kinds[i],
+			DataDir: nodeDir(data, i), Network: nw, Listen: "127.0.0.1:0", Join: join,
+			Classes: classes, Logger: logger,
+		})
+		if err != nil {
+			return err
+		}
+		nodes[i] = n
+		fmt.Fprintf(out, "node %d/%d up: %s (%s) at %s\n", i+1, o.nodes, n.ID(), kinds[i], n.Addr())
+		return nil
+	}
+	if err := start(0, nil); err != nil {
+		return &exitError{ExitFailure, err}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, o.nodes)
+	for i := 1; i < o.nodes; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = start(i, []string{nodes[0].Addr()}) }()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return &exitError{ExitFailure, err}
+	}
+	for _, c := range classes {
+		lg, ok := node.Layer[protocols.Log](nodes[0], c)
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(out, "class %s: waiting for its replicas and a leader\n", c)
+		if err := lg.Ready(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return &exitError{ExitFailure, err}
+		}
+	}
+	fmt.Fprintln(out, "ready; Ctrl-C stops")
+
+	appDone := make(chan error, 1)
+	if ex, ok := exampleApps[app.Name]; ok && !o.noApp && slices.Contains(classes, ex.class) {
+		var chs []protocols.Channel
+		for _, n := range nodes {
+			ch, err := n.Channel(ex.class)
+			if err != nil {
+				return &exitError{ExitFailure, err}
+			}
+			chs = append(chs, ch)
+		}
+		fmt.Fprintf(out, "running the %s example: one editor per node on class %s\n", app.Name, ex.class)
+		go func() { appDone <- ex.run(ctx, chs, out) }()
+	}
+	return statusLoop(ctx, nodes, classes, o.format, out, appDone)
+}
+
+func nodeDir(data string, i int) string { return filepath.Join(data, fmt.Sprintf("node%d", i+1)) }
+
+// statusLoop prints one status line a second until ctx ends or the app
+// fails.
+func statusLoop(ctx context.Context, nodes []*node.Node, classes []string, format string, out io.Writer, appDone <-chan error) error {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	began := time.Now()
+	last := map[string]float64{}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-appDone:
+			if err != nil {
+				return &exitError{ExitFailure, err}
+			}
+		case <-t.C:
+		}
+		line := map[string]any{"t": time.Since(began).Round(time.Second).String()}
+		var parts []string
+		for _, c := range classes {
+			members := 0
+			if m, ok := node.Layer[protocols.Membership](nodes[0], c); ok {
+				for _, mem := range m.Members() {
+					if mem.State == protocols.MemberAlive {
+						members++
+					}
+				}
+			}
+			st := map[string]any{"members": members}
+			if r, ok := node.Layer[protocols.Reporter](nodes[0], c); ok {
+				rctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+				rep, _ := r.Report(rctx)
+				cancel()
+				for k, v := range rep {
+					st[k] = v
+				}
+			}
+			seq := toFloat(st["seq"])
+			st["per_sec"] = seq - last[c]
+			last[c] = seq
+			line[c] = st
+			parts = append(parts, fmt.Sprintf("%s: members %d, leader %v (term %v), %v updates, %v/s", c, members, short(st["leader"]), st["term"], st["seq"], st["per_sec"]))
+		}
+		if format == "json" {
+			b, _ := json.Marshal(line)
+			fmt.Fprintln(out, string(b))
+		} else {
+			sort.Strings(parts)
+			fmt.Fprintf(out, "[%s] %s\n", line["t"], strings.Join(parts, " | "))
+		}
+	}
+}
+
+func toFloat(v any) float64 {
+	switch n := v.(type) {
+	case uint64:
+		return float64(n)
+	case int:
+		return float64(n)
+	case float64:
+		return n
+	}
+	return 0
+}
+
+func short(v any) string {
+	s := fmt.Sprint(v)
+	if len(s) > 9 {
+		return s[:9]
+	}
+	return s
+}
