@@ -489,6 +489,55 @@ func TestLifecycle(t *testing.T) {
 	}
 }
 
+// Close while Start still waits for a join address to answer ends Start.
+func TestCloseDuringJoin(t *testing.T) {
+	c := newCluster(t, 11)
+	errc := make(chan error, 1)
+	var s *Swim
+	ready := make(chan struct{})
+	go func() {
+		ep, err := c.net.Listen(addrOf(1))
+		if err != nil {
+			errc <- err
+			return
+		}
+		s = New(c.cfg)
+		env := &protocols.Env{
+			Node: protocols.Node{ID: "n1", NodeClass: "phone", Join: []string{addrOf(2)}}, // nobody there
+			App:  "a", Group: "g", Class: "c", GroupSecret: groupSecret(),
+			Below: []protocols.Instance{&testTransport{ep: ep}},
+		}
+		if err := s.Provision(env); err != nil {
+			errc <- err
+			return
+		}
+		close(ready)
+		errc <- s.Start(context.Background())
+	}()
+	select {
+	case <-ready:
+	case err := <-errc:
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, func() error {
+		if s.Self().Addr == "" {
+			return errors.New("Start has not created the memberlist yet")
+		}
+		return nil
+	})
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, protocols.ErrClosed) {
+			t.Errorf("Start = %v, want ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Start still joining after Close")
+	}
+}
+
 func TestProvisionAndValidateErrors(t *testing.T) {
 	ep, err := memnet.New(1).Listen(addrOf(1))
 	if err != nil {
