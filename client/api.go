@@ -248,6 +248,13 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if r.Method == http.MethodHead {
+		// The GET pattern also takes HEAD; a HEAD must not take the
+		// reader's place for a stream it will never read.
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		return
+	}
 	h.mu.Lock()
 	if ss.reading {
 		h.mu.Unlock()

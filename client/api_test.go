@@ -199,6 +199,7 @@ func TestHTTPEventStream(t *testing.T) {
 	s := a.events(id)
 	s.expect("initialize", "0", 0, "")
 	a.expect("GET", "/v1/sessions/"+id+"/events", "", http.StatusConflict, client.CodeReaderBusy, id)
+	a.expect("HEAD", "/v1/sessions/"+id+"/events", "", http.StatusOK, "")
 
 	a.expect("POST", "/v1/sessions/"+id+"/updates", `{"data":"`+b64("one")+`"}`, http.StatusAccepted, "")
 	s.expect("update", "1", 1, "one")
@@ -354,4 +355,34 @@ func TestHTTPNotFoundAndMethods(t *testing.T) {
 	a.expect("GET", "/v1/nothing", "", http.StatusNotFound, client.CodeNotFound, "/v1/nothing")
 	a.expect("GET", "/v1/classes/albums/sessions", "", http.StatusMethodNotAllowed, client.CodeMethod, "POST")
 	a.expect("PUT", "/v1/sessions/x", "", http.StatusMethodNotAllowed, client.CodeMethod, "DELETE")
+}
+
+func TestHTTPBrokenStreamEndsTheChannel(t *testing.T) {
+	n := newTestNode(t, testConfig(1000), "albums")
+	a := newAPI(t, n)
+	c, err := client.NewHTTP(a.srv.URL+"/", a.srv.Client())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := open(t, c, "albums")
+	expectInit(t, ch, 0, "")
+	// Events in flight would be lost with the connection, so the
+	// Channel ends, and ends its session on the node too.
+	a.srv.CloseClientConnections()
+	waitClosed(t, ch)
+	if err := ch.Err(); err == nil || !strings.Contains(err.Error(), "event stream broken") || !strings.Contains(err.Error(), ch.ID()) {
+		t.Fatalf("Err = %v, want the broken stream, naming the session", err)
+	}
+	a.expect("POST", "/v1/sessions/"+ch.ID()+"/updates", `{"data":""}`, http.StatusGone, client.CodeDisconnected, ch.ID())
+	if err := ch.Submit(context.Background(), nil); err == nil {
+		t.Fatal("Submit on a broken channel succeeded")
+	}
+}
+
+func TestNewHTTPRefusesBadURLs(t *testing.T) {
+	for _, u := range []string{"", "127.0.0.1:7070", "ftp://x", "http://", "http://x/?q=1", "http://x/#f", "http://x%zz"} {
+		if _, err := client.NewHTTP(u, nil); err == nil {
+			t.Errorf("NewHTTP(%q) succeeded", u)
+		}
+	}
 }

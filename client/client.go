@@ -142,9 +142,10 @@ func (ch *Channel) Checkpoint(seq uint64, state []byte) error {
 	return nil
 }
 
-// Sync returns a Seq s such that every update submitted or delivered
+// Sync returns a Seq s such that every update delivered to any session
 // anywhere before the call has Seq <= s, once every update up to s is in
-// Events: reading Events up to s is then a linearizable read.
+// Events: reading Events up to s is then a linearizable read. An update
+// this session submitted is covered once its Update has arrived.
 func (ch *Channel) Sync(ctx context.Context) (uint64, error) {
 	seq, err := ch.s.Sync(ctx)
 	if err != nil {
