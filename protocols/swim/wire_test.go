@@ -72,10 +72,11 @@ func TestSpecMatchesModule(t *testing.T) {
 		t.Fatal(err)
 	}
 	var spec struct {
-		Name     string   `json:"name"`
-		Layer    string   `json:"layer"`
-		Provides []string `json:"provides"`
-		Requires []struct {
+		Name        string   `json:"name"`
+		Layer       string   `json:"layer"`
+		Implemented bool     `json:"implemented"`
+		Provides    []string `json:"provides"`
+		Requires    []struct {
 			Capability string `json:"capability"`
 		} `json:"requires"`
 	}
@@ -83,6 +84,9 @@ func TestSpecMatchesModule(t *testing.T) {
 		t.Fatal(err)
 	}
 	mod := NewModule(DefaultConfig())
+	if !spec.Implemented {
+		t.Error("the spec says swim is not implemented")
+	}
 	if spec.Name != mod.Name || spec.Layer != "membership" {
 		t.Errorf("spec is %q, layer %q; module is %q", spec.Name, spec.Layer, mod.Name)
 	}
