@@ -385,4 +385,7 @@ func TestNewHTTPRefusesBadURLs(t *testing.T) {
 			t.Errorf("NewHTTP(%q) succeeded", u)
 		}
 	}
+	if _, err := new(client.Client).Open(context.Background(), "albums"); err == nil {
+		t.Error("Open on a zero Client succeeded")
+	}
 }

@@ -92,6 +92,9 @@ func (c *Client) Open(ctx context.Context, class string) (*Channel, error) {
 		}
 		return &Channel{class: class, s: s}, nil
 	}
+	if c.hc == nil {
+		return nil, fmt.Errorf("client: class %s: a Client comes from NewLocal or NewHTTP", class)
+	}
 	s, err := c.openHTTP(ctx, class)
 	if err != nil {
 		return nil, fmt.Errorf("client: class %s: open: %w", class, err)
