@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -242,6 +243,20 @@ func (c *cluster) holdsAll(ctx context.Context, i int, want []string) {
 // Sync: the checkpoint's updates, then the tail, checked contiguous.
 func (c *cluster) sessionLog(ctx context.Context, i int) []string {
 	c.t.Helper()
+	// A compaction that overtakes a new session ends it (its stream could
+	// not stay contiguous); an application reconnects, and so does this.
+	for attempt := 0; ; attempt++ {
+		out, err := c.trySessionLog(ctx, i)
+		if err == nil {
+			return out
+		}
+		if !errors.Is(err, protocols.ErrCompacted) || attempt == 5 {
+			c.t.Fatalf("sync on node %d: %v", i, err)
+		}
+	}
+}
+
+func (c *cluster) trySessionLog(ctx context.Context, i int) ([]string, error) {
 	s, err := c.channel(i).Connect(ctx)
 	if err != nil {
 		c.t.Fatal(err)
@@ -252,7 +267,7 @@ func (c *cluster) sessionLog(ctx context.Context, i int) []string {
 	go consume(h, 0, s, r)
 	seq, err := s.Sync(ctx)
 	if err != nil {
-		c.t.Fatalf("sync on node %d: %v", i, err)
+		return nil, err
 	}
 	for {
 		r.mu.Lock()
@@ -260,14 +275,14 @@ func (c *cluster) sessionLog(ctx context.Context, i int) []string {
 			out := append([]string(nil), r.lines...)
 			r.mu.Unlock()
 			h.check()
-			return out
+			return out, nil
 		}
 		moved := r.moved
 		r.mu.Unlock()
 		select {
 		case <-moved:
 		case <-ctx.Done():
-			c.t.Fatalf("node %d never delivered up to %d", i, seq)
+			return nil, fmt.Errorf("node %d never delivered up to %d: %w", i, seq, ctx.Err())
 		}
 	}
 }
