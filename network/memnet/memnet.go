@@ -275,8 +275,7 @@ func (e *endpoint) Open(service string) (network.Port, error) {
 	if _, taken := e.ports[service]; taken {
 		return nil, fmt.Errorf("memnet %s: open %q: %w", e.addr, service, network.ErrServiceTaken)
 	}
-	p := &port{ep: e, service: service, packets: make(chan network.Packet, network.PortQueue),
-		conns: make(chan net.Conn), done: make(chan struct{})}
+	p := &port{ep: e, service: service, Inbox: network.NewInbox(), conns: make(chan net.Conn)}
 	e.ports[service] = p
 	return p, nil
 }
@@ -320,7 +319,7 @@ func (e *endpoint) Close() error {
 	}
 	e.net.mu.Unlock()
 	for _, p := range ports {
-		p.shut()
+		p.Shut()
 	}
 	for s := range streams {
 		s.Close()
@@ -335,7 +334,7 @@ func (e *endpoint) deliver(service string, p network.Packet) bool {
 	if pt == nil {
 		return false
 	}
-	return pt.deliver(p)
+	return pt.Deliver(p)
 }
 
 func (e *endpoint) accept(ctx context.Context, service string, s *stream) error {
@@ -348,7 +347,7 @@ func (e *endpoint) accept(ctx context.Context, service string, s *stream) error 
 	select {
 	case pt.conns <- s:
 		return nil
-	case <-pt.done:
+	case <-pt.Done():
 		return network.ErrRefused
 	case <-ctx.Done():
 		return ctx.Err()
@@ -377,21 +376,15 @@ func (e *endpoint) untrack(s *stream) {
 type port struct {
 	ep      *endpoint
 	service string
-	packets chan network.Packet
-	conns   chan net.Conn
-	done    chan struct{}
-
-	mu     sync.RWMutex
-	closed bool
+	*network.Inbox
+	conns chan net.Conn
 }
-
-func (p *port) Packets() <-chan network.Packet { return p.packets }
 
 func (p *port) Accept() (net.Conn, error) {
 	select {
 	case c := <-p.conns:
 		return c, nil
-	case <-p.done:
+	case <-p.Done():
 		return nil, network.ErrClosed
 	}
 }
@@ -405,35 +398,8 @@ func (p *port) Close() error {
 		delete(p.ep.ports, p.service)
 	}
 	p.ep.mu.Unlock()
-	p.shut()
+	p.Shut()
 	return nil
-}
-
-func (p *port) shut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return
-	}
-	p.closed = true
-	close(p.done)
-	close(p.packets)
-}
-
-// deliver queues a datagram without blocking; the read lock keeps shut
-// from closing the channel under the send.
-func (p *port) deliver(pk network.Packet) bool {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if p.closed {
-		return false
-	}
-	select {
-	case p.packets <- pk:
-		return true
-	default:
-		return false
-	}
 }
 
 // stream is one end of an in-process connection.

@@ -235,9 +235,8 @@ func (e *endpoint) Open(service string) (network.Port, error) {
 		return nil, fmt.Errorf("tlsnet %s: open %q: %w", e.addr, service, network.ErrServiceTaken)
 	}
 	p := &port{ep: e, service: service,
-		packets: make(chan network.Packet, network.PortQueue),
-		conns:   make(chan *conn),
-		done:    make(chan struct{}),
+		Inbox: network.NewInbox(),
+		conns: make(chan *conn),
 	}
 	e.ports[service] = p
 	return p, nil
@@ -400,7 +399,7 @@ func (e *endpoint) Close() error {
 		c.Close()
 	}
 	for _, p := range ports {
-		p.shut()
+		p.Shut()
 	}
 	e.wg.Wait()
 	if err != nil && !errors.Is(err, net.ErrClosed) {
@@ -512,7 +511,7 @@ func (e *endpoint) serve(raw net.Conn) {
 		select {
 		case p.conns <- c:
 			handedOff = true
-		case <-p.done:
+		case <-p.Done():
 			raw.SetWriteDeadline(time.Now().Add(stallTimeout))
 			tc.Write([]byte{statusRefused})
 		case <-e.ctx.Done():
@@ -532,7 +531,7 @@ func (e *endpoint) readCarrier(tc *tls.Conn, from string) {
 			return
 		}
 		if p := e.port(service); p != nil {
-			p.deliver(network.Packet{From: from, Payload: payload})
+			p.Deliver(network.Packet{From: from, Payload: payload})
 		}
 	}
 }
@@ -683,15 +682,9 @@ func (c *carrier) send(out *carrierConn, batch []outFrame) *carrierConn {
 type port struct {
 	ep      *endpoint
 	service string
-	packets chan network.Packet
-	conns   chan *conn
-	done    chan struct{}
-
-	mu     sync.RWMutex
-	closed bool
+	*network.Inbox
+	conns chan *conn
 }
-
-func (p *port) Packets() <-chan network.Packet { return p.packets }
 
 // Accept waits for the next stream and confirms it to its dialler, whose
 // Dial returns only then.
@@ -709,7 +702,7 @@ func (p *port) Accept() (net.Conn, error) {
 				continue
 			}
 			return c, nil
-		case <-p.done:
+		case <-p.Done():
 			return nil, fmt.Errorf("tlsnet %s: accept %q: %w", p.ep.addr, p.service, network.ErrClosed)
 		}
 	}
@@ -726,35 +719,8 @@ func (p *port) Close() error {
 		delete(p.ep.ports, p.service)
 	}
 	p.ep.mu.Unlock()
-	p.shut()
+	p.Shut()
 	return nil
-}
-
-func (p *port) shut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return
-	}
-	p.closed = true
-	close(p.done)
-	close(p.packets)
-}
-
-// deliver queues a datagram without blocking; the read lock keeps shut
-// from closing the channel under the send.
-func (p *port) deliver(pk network.Packet) bool {
-	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if p.closed {
-		return false
-	}
-	select {
-	case p.packets <- pk:
-		return true
-	default:
-		return false
-	}
 }
 
 // conn is a stream. RemoteAddr is the peer's listen address (what Packet.From
