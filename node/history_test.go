@@ -58,11 +58,12 @@ type history struct {
 	firstSeen  map[string]int64 // update -> when a session first saw it
 	violations []string
 	acked      []string
-	refused    int // sessions disconnected because an update was not accepted
+	refused    int           // sessions disconnected because an update was not accepted
+	acks       chan struct{} // closed and replaced at every acknowledgement
 }
 
 func newHistory(t *testing.T) *history {
-	return &history{t: t, began: time.Now(), bySeq: map[uint64]string{}, firstSeen: map[string]int64{}}
+	return &history{t: t, began: time.Now(), bySeq: map[uint64]string{}, firstSeen: map[string]int64{}, acks: make(chan struct{})}
 }
 
 func (h *history) now() int64 { return int64(time.Since(h.began)) }
@@ -165,6 +166,14 @@ func (h *history) check() {
 		h.t.Fatalf("history of %d operations is not linearizable (%v)", len(h.ops), res)
 	}
 	h.t.Logf("history: %d operations, %d acknowledged updates, %d refused sessions; writes linearizable, no stale or divergent read", len(h.ops), len(h.acked), h.refused)
+}
+
+// acked returns how many updates are acknowledged and a channel closed
+// at the next acknowledgement.
+func (h *history) ackCount() (int, <-chan struct{}) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.acked), h.acks
 }
 
 func (h *history) ackedUpdates() []string {
@@ -288,6 +297,8 @@ func submit(ctx context.Context, h *history, id int, s protocols.Session, r *rep
 		h.add(porcupine.Operation{ClientId: id, Input: opInput{update: u}, Call: call, Return: h.now()})
 		h.mu.Lock()
 		h.acked = append(h.acked, u)
+		close(h.acks)
+		h.acks = make(chan struct{})
 		h.mu.Unlock()
 		return true
 	case <-ctx.Done():
