@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
@@ -65,6 +66,17 @@ func testRegistry(t *testing.T) *protocols.Registry {
 	return reg
 }
 
+// testLogger is silent unless RIME_TEST_LOG is set (to "debug" or
+// "info"), for looking into a failing scenario.
+func testLogger(i int) *slog.Logger {
+	lvl := map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo}
+	l, ok := lvl[os.Getenv("RIME_TEST_LOG")]
+	if !ok {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})).With("node", i)
+}
+
 // cluster is n nodes on one memnet.
 type cluster struct {
 	t      *testing.T
@@ -109,6 +121,7 @@ func (c *cluster) start(i int, join []string) {
 	n, err := node.Start(context.Background(), node.Config{
 		Plan: c.plan, Group: c.plan.Group, GroupSecret: c.secret, NodeClass: "server",
 		DataDir: c.dataDir(i), Network: c.net, Listen: c.addr(i), Join: join, Registry: c.reg,
+		Logger: testLogger(i),
 	})
 	if err != nil {
 		c.t.Fatalf("start node %d: %v", i, err)

@@ -120,11 +120,6 @@ func TestFaultyNetworkChangesNothing(t *testing.T) {
 }
 
 func TestDiskLostRejoinsThroughSnapshotAndLateJoiner(t *testing.T) {
-	// OPEN (issue 3): the node that comes back with a new disk joins SWIM
-	// but is never promoted in place of the lost voter within the test's
-	// deadline; until the reconciliation is fixed this scenario is not
-	// claimed.
-	t.Skip("open: replacing a voter whose disk was lost does not complete yet")
 	c := newCluster(t, 3)
 	ctx, h, finish := c.run(90 * time.Second)
 	defer finish()
@@ -141,6 +136,9 @@ func TestDiskLostRejoinsThroughSnapshotAndLateJoiner(t *testing.T) {
 	for {
 		st, err := c.raftOf(f).Status(ctx)
 		if err == nil && st.Voters == 3 && c.raftOf(f).Role() == "voter" {
+			if st.Recovered == 0 {
+				t.Fatalf("the node with a new disk caught up without a snapshot: %+v", st)
+			}
 			break
 		}
 		if ctx.Err() != nil {

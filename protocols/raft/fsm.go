@@ -42,6 +42,9 @@ type logState struct {
 	retained [][]byte // entries snapSeq+1 .. seq
 	changed  chan struct{}
 	closed   bool
+	// recovered counts snapshots installed, for status and for tests
+	// that must show a replica caught up from a snapshot, not a replay.
+	recovered int
 }
 
 func newLogState() *logState { return &logState{changed: make(chan struct{})} }
@@ -90,6 +93,12 @@ func (s *logState) current() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.seq
+}
+
+func (s *logState) recoveries() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.recovered
 }
 
 func (s *logState) snapshot() (uint64, []byte) {
@@ -212,6 +221,7 @@ func (s *logState) recover(r io.Reader) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.seq, s.snapSeq, s.snap, s.retained = seq, snapSeq, snap, retained
+	s.recovered++
 	s.notifyLocked()
 	return nil
 }

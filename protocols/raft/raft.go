@@ -88,6 +88,7 @@ type Raft struct {
 	env      *protocols.Env
 	replicas int
 	members  protocols.Membership
+	book     *addressBook
 	ep       network.Endpoint
 	dir      string
 	log      *slog.Logger
@@ -185,13 +186,14 @@ func (r *Raft) Start(ctx context.Context) error {
 	if err := os.MkdirAll(r.dir, 0o700); err != nil {
 		return fmt.Errorf("raft: %w", err)
 	}
+	r.book = newAddressBook(r.members)
 	nh, err := dragonboat.NewNodeHost(config.NodeHostConfig{
 		NodeHostDir:    r.dir,
 		WALDir:         r.dir,
 		RTTMillisecond: uint64(r.cfg.RTT / time.Millisecond),
-		RaftAddress:    r.ep.Addr(),
+		RaftAddress:    r.env.Node.ID,
 		Expert: config.ExpertConfig{
-			TransportFactory: &transportFactory{ep: r.ep, service: "raft/" + r.env.Class, log: r.log},
+			TransportFactory: &transportFactory{ep: r.ep, service: "raft/" + r.env.Class, book: r.book, log: r.log},
 			// The default LogDB reserves ~141 MB per NodeHost; one
 			// NodeHost per class needs the small one.
 			LogDB: config.GetTinyMemLogDBConfig(),
@@ -211,7 +213,7 @@ func (r *Raft) Start(ctx context.Context) error {
 	case nh.HasNodeInfo(r.shardID, r.replicaID):
 	case r.env.Node.Bootstrap:
 		voter = true
-		members = map[uint64]dragonboat.Target{r.replicaID: r.ep.Addr()}
+		members = map[uint64]dragonboat.Target{r.replicaID: r.env.Node.ID}
 	default:
 		voter, join = false, true
 	}
@@ -232,8 +234,12 @@ func (r *Raft) Start(ctx context.Context) error {
 	}
 	mctx, cancel := context.WithCancel(context.Background())
 	r.cancel = cancel
-	r.wg.Add(1)
+	r.wg.Add(2)
 	go r.manage(mctx)
+	go func() {
+		defer r.wg.Done()
+		r.book.follow(mctx)
+	}()
 	return nil
 }
 
@@ -406,6 +412,9 @@ type Status struct {
 	Voters    int    `json:"voters"`
 	NonVoting int    `json:"non_voting"`
 	Seq       uint64 `json:"seq"`
+	// Recovered counts the snapshots this replica installed since it
+	// started (from its disk or from the leader).
+	Recovered int `json:"recovered"`
 }
 
 // Status reads the shard's leader and members (a linearizable read).
@@ -418,7 +427,7 @@ func (r *Raft) Status(ctx context.Context) (Status, error) {
 	if ok {
 		st.LeaderID, st.Term, st.IsLeader = lid, term, lid == r.replicaID
 	}
-	st.Seq = r.state.current()
+	st.Seq, st.Recovered = r.state.current(), r.state.recoveries()
 	ctx, cancel := context.WithTimeout(ctx, 10*r.cfg.RTT*time.Duration(r.cfg.ElectionRTT))
 	defer cancel()
 	m, err := r.nh.SyncGetShardMembership(ctx, r.shardID)
@@ -474,9 +483,9 @@ func (r *Raft) reconcile(ctx context.Context) error {
 	r.log.Info("raft: membership change", "class", r.env.Class, "change", change.kind, "node", change.node)
 	switch change.kind {
 	case addNonVoting:
-		return r.nh.SyncRequestAddNonVoting(rctx, r.shardID, change.replica, change.addr, m.ConfigChangeID)
+		return r.nh.SyncRequestAddNonVoting(rctx, r.shardID, change.replica, change.node, m.ConfigChangeID)
 	case promote:
-		return r.nh.SyncRequestAddReplica(rctx, r.shardID, change.replica, change.addr, m.ConfigChangeID)
+		return r.nh.SyncRequestAddReplica(rctx, r.shardID, change.replica, change.node, m.ConfigChangeID)
 	case remove:
 		return r.nh.SyncRequestDeleteReplica(rctx, r.shardID, change.replica, m.ConfigChangeID)
 	}
@@ -494,7 +503,6 @@ const (
 type memberChange struct {
 	kind    changeKind
 	replica uint64
-	addr    string
 	node    string
 }
 
@@ -522,7 +530,7 @@ func plan(m *dragonboat.Membership, view []protocols.Member, replicas int, eligi
 		_, nv := m.NonVotings[rid]
 		_, gone := m.Removed[rid]
 		if !v && !nv && !gone && mem.State == protocols.MemberAlive {
-			return &memberChange{kind: addNonVoting, replica: rid, addr: mem.Addr, node: mem.ID}
+			return &memberChange{kind: addNonVoting, replica: rid, node: mem.ID}
 		}
 	}
 	liveVoters := 0
@@ -535,7 +543,7 @@ func plan(m *dragonboat.Membership, view []protocols.Member, replicas int, eligi
 		for _, mem := range ids {
 			rid := ReplicaID(mem.ID)
 			if _, nv := m.NonVotings[rid]; nv && mem.State == protocols.MemberAlive && eligible(mem.NodeClass) {
-				return &memberChange{kind: promote, replica: rid, addr: mem.Addr, node: mem.ID}
+				return &memberChange{kind: promote, replica: rid, node: mem.ID}
 			}
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 
 	"github.com/lni/dragonboat/v4/config"
@@ -20,23 +21,34 @@ import (
 
 // transportFactory gives dragonboat rime's Network instead of its own TCP
 // transport, so every Raft message crosses the faults a test injects.
+// Targets are node IDs, resolved to addresses by the address book.
 // Message batches travel as datagrams on service (Raft tolerates loss,
 // duplication and reordering by design); snapshot chunks travel on a
 // stream of service+"/snap", since a snapshot is only usable whole.
 type transportFactory struct {
 	ep      network.Endpoint
 	service string
+	book    *addressBook
 	log     *slog.Logger
 }
 
 func (f *transportFactory) Create(_ config.NodeHostConfig, onBatch raftio.MessageHandler, onChunk raftio.ChunkHandler) raftio.ITransport {
-	return &transport{f: f, onBatch: onBatch, onChunk: onChunk, done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &transport{f: f, onBatch: onBatch, onChunk: onChunk, ctx: ctx, cancel: cancel}
 }
 
-// Validate accepts the "host:port" addresses rime's networks use.
-func (f *transportFactory) Validate(addr string) bool {
-	_, _, err := net.SplitHostPort(addr)
-	return err == nil
+// Validate accepts node IDs, the targets this transport is given.
+func (f *transportFactory) Validate(target string) bool {
+	return target != "" && !strings.ContainsAny(target, " \t\n/")
+}
+
+// resolve is the current address of the node a target names.
+func (f *transportFactory) resolve(target string) (string, error) {
+	addr, ok := f.book.lookup(target)
+	if !ok {
+		return "", fmt.Errorf("raft transport: node %s is not in the membership view: %w", target, network.ErrUnreachable)
+	}
+	return addr, nil
 }
 
 type transport struct {
@@ -45,9 +57,11 @@ type transport struct {
 	onChunk raftio.ChunkHandler
 
 	msgs, snaps network.Port
-	done        chan struct{}
-	wg          sync.WaitGroup
-	closeOnce   sync.Once
+	// ctx ends at Close, and with it every snapshot stream.
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
 }
 
 func (t *transport) Name() string { return "rime-network" }
@@ -98,7 +112,7 @@ func (t *transport) acceptSnapshots() {
 // chunk sink refuses one, or the transport closes.
 func (t *transport) receiveChunks(c net.Conn) {
 	defer c.Close()
-	stop := context.AfterFunc(doneCtx(t.done), func() { c.Close() })
+	stop := context.AfterFunc(t.ctx, func() { c.Close() })
 	defer stop()
 	r := bufio.NewReader(c)
 	for {
@@ -122,7 +136,7 @@ func (t *transport) receiveChunks(c net.Conn) {
 
 func (t *transport) Close() error {
 	t.closeOnce.Do(func() {
-		close(t.done)
+		t.cancel()
 		if t.msgs != nil {
 			t.msgs.Close()
 		}
@@ -139,7 +153,11 @@ func (t *transport) GetConnection(ctx context.Context, target string) (raftio.IC
 }
 
 func (t *transport) GetSnapshotConnection(ctx context.Context, target string) (raftio.ISnapshotConnection, error) {
-	c, err := t.f.ep.Dial(ctx, target, t.f.service+"/snap")
+	addr, err := t.f.resolve(target)
+	if err != nil {
+		return nil, err
+	}
+	c, err := t.f.ep.Dial(ctx, addr, t.f.service+"/snap")
 	if err != nil {
 		return nil, fmt.Errorf("raft transport: snapshot to %s: %w", target, err)
 	}
@@ -159,7 +177,11 @@ func (m *msgConn) SendMessageBatch(b pb.MessageBatch) error {
 	if err != nil {
 		return err
 	}
-	return m.t.f.ep.Send(context.Background(), m.to, m.t.f.service, buf)
+	addr, err := m.t.f.resolve(m.to)
+	if err != nil {
+		return err
+	}
+	return m.t.f.ep.Send(context.Background(), addr, m.t.f.service, buf)
 }
 
 type snapConn struct {
@@ -203,13 +225,6 @@ func readFrame(r *bufio.Reader) ([]byte, error) {
 	b := make([]byte, n)
 	_, err = io.ReadFull(r, b)
 	return b, err
-}
-
-// doneCtx is a context cancelled when done closes.
-func doneCtx(done <-chan struct{}) context.Context {
-	ctx, cancel := context.WithCancel(context.Background())
-	go func() { <-done; cancel() }()
-	return ctx
 }
 
 var (

@@ -393,13 +393,8 @@ func (s *Swim) reconnect(ml *memberlist.Memberlist) {
 			return
 		case <-t.C:
 		}
-		var dead []string
 		s.mu.Lock()
-		for id, e := range s.view {
-			if id != s.id && e.m.State == protocols.MemberDead {
-				dead = append(dead, e.m.Addr)
-			}
-		}
+		dead := deadAddrs(s.view, s.id)
 		s.mu.Unlock()
 		if len(dead) == 0 {
 			continue
@@ -411,6 +406,26 @@ func (s *Swim) reconnect(ml *memberlist.Memberlist) {
 			s.log.Info("swim: reconnected", "addr", addr)
 		}
 	}
+}
+
+// deadAddrs lists the addresses of dead members worth trying again:
+// not one where a live member now is, since that is a node that came back
+// with a new identity (a lost disk), and joining it again and again
+// would never revive the old one.
+func deadAddrs(view map[string]*entry, self string) []string {
+	taken := map[string]bool{}
+	for _, e := range view {
+		if e.m.State != protocols.MemberDead {
+			taken[e.m.Addr] = true
+		}
+	}
+	var dead []string
+	for id, e := range view {
+		if id != self && e.m.State == protocols.MemberDead && !taken[e.m.Addr] {
+			dead = append(dead, e.m.Addr)
+		}
+	}
+	return dead
 }
 
 // Close leaves the group (gossiping a leave intent, then memberlist's
