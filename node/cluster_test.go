@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -195,6 +196,7 @@ func (c *cluster) leader(ctx context.Context) int {
 	for {
 		votes := map[int]int{}
 		live := 0
+		var changed []<-chan struct{}
 		for i := range c.nodes {
 			n := c.node(i)
 			if n == nil {
@@ -205,6 +207,7 @@ func (c *cluster) leader(ctx context.Context) int {
 			if !ok {
 				continue
 			}
+			changed = append(changed, r.Changed())
 			st, err := r.Status(ctx)
 			if err != nil || st.LeaderID == 0 {
 				continue
@@ -220,12 +223,20 @@ func (c *cluster) leader(ctx context.Context) int {
 				return j
 			}
 		}
-		select {
-		case <-ctx.Done():
+		if ctx.Err() != nil {
 			c.t.Fatalf("no leader all live nodes agree on: %v", votes)
-		case <-time.After(20 * time.Millisecond):
 		}
+		waitAny(ctx, changed)
 	}
+}
+
+// waitAny waits until one of chs closes or ctx ends.
+func waitAny(ctx context.Context, chs []<-chan struct{}) {
+	cases := []reflect.SelectCase{{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())}}
+	for _, ch := range chs {
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
+	}
+	reflect.Select(cases)
 }
 
 func (c *cluster) raftOf(i int) *raft.Raft {

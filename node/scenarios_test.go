@@ -134,6 +134,7 @@ func TestDiskLostRejoinsThroughSnapshotAndLateJoiner(t *testing.T) {
 	// The new node is added, promoted in place of the lost one, and can
 	// only catch up through a snapshot: the log it would replay is gone.
 	for {
+		changed := c.raftOf(f).Changed()
 		st, err := c.raftOf(f).Status(ctx)
 		if err == nil && st.Voters == 3 && c.raftOf(f).Role() == "voter" {
 			if st.Recovered == 0 {
@@ -144,7 +145,7 @@ func TestDiskLostRejoinsThroughSnapshotAndLateJoiner(t *testing.T) {
 		if ctx.Err() != nil {
 			t.Fatalf("the node with a new disk never became a voter: %+v %v", st, err)
 		}
-		sleepCtx(ctx, 20*time.Millisecond)
+		waitAny(ctx, []<-chan struct{}{changed})
 	}
 	progress(t, ctx, h, "after the disk loss")
 	finish()

@@ -89,6 +89,7 @@ type Raft struct {
 	replicas int
 	members  protocols.Membership
 	book     *addressBook
+	changes  *changes
 	ep       network.Endpoint
 	dir      string
 	log      *slog.Logger
@@ -187,7 +188,10 @@ func (r *Raft) Start(ctx context.Context) error {
 		return fmt.Errorf("raft: %w", err)
 	}
 	r.book = newAddressBook(r.members)
+	r.changes = newChanges()
 	nh, err := dragonboat.NewNodeHost(config.NodeHostConfig{
+		RaftEventListener:   listener{r.changes},
+		SystemEventListener: listener{r.changes},
 		NodeHostDir:    r.dir,
 		WALDir:         r.dir,
 		RTTMillisecond: uint64(r.cfg.RTT / time.Millisecond),
@@ -265,6 +269,7 @@ func (r *Raft) setRole(voter bool) error {
 	if err := os.Rename(p+".tmp", p); err != nil {
 		return fmt.Errorf("raft: %w", err)
 	}
+	r.changes.notify()
 	return nil
 }
 
@@ -437,6 +442,12 @@ func (r *Raft) Status(ctx context.Context) (Status, error) {
 	st.Voters, st.NonVoting = len(m.Nodes), len(m.NonVotings)
 	return st, nil
 }
+
+// Changed returns a channel closed at the next change to the shard as
+// this replica sees it (leader, term, members, a snapshot installed, its
+// own role). Take it before reading Status, then wait on it, to wait for
+// a condition without polling.
+func (r *Raft) Changed() <-chan struct{} { return r.changes.next() }
 
 // ShardID and ReplicaIDOf are for tests and status displays.
 func (r *Raft) ShardID() uint64 { return r.shardID }
