@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -299,4 +300,106 @@ func (n *Node) Close() error {
 		n.ep.Close()
 	})
 	return nil
+}
+
+// Deployable picks the classes of p that reg can run: the ones asked for
+// (all when want is empty) that are satisfiable and whose every protocol
+// has an implementation. skipped says, one line each, why every other
+// class is left out, and names asked-for classes the plan lacks.
+func Deployable(p *engine.Plan, want []string, reg *protocols.Registry) (classes, skipped []string) {
+	if reg == nil {
+		reg = protocols.Default
+	}
+	for _, c := range p.Classes {
+		if len(want) > 0 && !slices.Contains(want, c.Name) {
+			continue
+		}
+		if !c.Satisfiable {
+			skipped = append(skipped, fmt.Sprintf("class %s: not deployed: unsatisfiable (see rime explain --class %s)", c.Name, c.Name))
+			continue
+		}
+		var missing []string
+		for _, l := range c.Stack {
+			if _, ok := reg.Lookup(l.Protocol); !ok {
+				missing = append(missing, l.Protocol)
+			}
+		}
+		if len(missing) > 0 {
+			skipped = append(skipped, fmt.Sprintf("class %s: not deployed: needs %s, not implemented in this build", c.Name, strings.Join(missing, ", ")))
+			continue
+		}
+		classes = append(classes, c.Name)
+	}
+	for _, w := range want {
+		if _, ok := classPlan(p, w); !ok {
+			skipped = append(skipped, fmt.Sprintf("class %s: not in the plan of %s (it has %s)", w, p.App, strings.Join(classNames(p), ", ")))
+		}
+	}
+	return classes, skipped
+}
+
+// Report is what a class's layers show of themselves, merged (see
+// protocols.Reporter), with "members": the alive members the class's
+// membership layer sees. A layer that fails to report adds "error".
+func (n *Node) Report(ctx context.Context, class string) (map[string]any, error) {
+	st, ok := n.stackOf(class)
+	if !ok {
+		return nil, fmt.Errorf("node: class %q is not hosted here (it hosts %s)", class, strings.Join(n.Classes(), ", "))
+	}
+	out := map[string]any{}
+	for _, l := range st.layers {
+		if m, ok := l.(protocols.Membership); ok {
+			alive := 0
+			for _, mem := range m.Members() {
+				if mem.State == protocols.MemberAlive {
+					alive++
+				}
+			}
+			out["members"] = alive
+		}
+		if r, ok := l.(protocols.Reporter); ok {
+			rep, err := r.Report(ctx)
+			for k, v := range rep {
+				out[k] = v
+			}
+			if err != nil {
+				out["error"] = err.Error()
+			}
+		}
+	}
+	return out, nil
+}
+
+// Watch returns a wait function for the class's next announced change
+// (see protocols.Notifier): call Watch, read Report, then wait; wait
+// returns at the first change after Watch, or when ctx ends (with its
+// error). A class no layer of which announces changes waits for ctx.
+func (n *Node) Watch(class string) (wait func(ctx context.Context) error) {
+	var chs []<-chan struct{}
+	if st, ok := n.stackOf(class); ok {
+		for _, l := range st.layers {
+			if nt, ok := l.(protocols.Notifier); ok {
+				chs = append(chs, nt.Changed())
+			}
+		}
+	}
+	return func(ctx context.Context) error {
+		cases := []reflect.SelectCase{{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())}}
+		for _, ch := range chs {
+			cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ch)})
+		}
+		if i, _, _ := reflect.Select(cases); i == 0 {
+			return ctx.Err()
+		}
+		return nil
+	}
+}
+
+func (n *Node) stackOf(class string) (*stack, bool) {
+	for _, st := range n.stacks {
+		if st.class == class {
+			return st, true
+		}
+	}
+	return nil, false
 }

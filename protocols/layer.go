@@ -234,3 +234,11 @@ var (
 type Reporter interface {
 	Report(ctx context.Context) (map[string]any, error)
 }
+
+// Notifier is implemented by layers whose Report changes in steps worth
+// waiting for (a new leader, a member added): Changed returns a channel
+// closed at the next such change, so a live view or a test waits for it
+// instead of polling. Take the channel before reading the Report.
+type Notifier interface {
+	Changed() <-chan struct{}
+}

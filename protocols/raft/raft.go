@@ -605,7 +605,10 @@ func (r *Raft) Report(ctx context.Context) (map[string]any, error) {
 	return out, err
 }
 
-var _ protocols.Reporter = (*Raft)(nil)
+var (
+	_ protocols.Reporter = (*Raft)(nil)
+	_ protocols.Notifier = (*Raft)(nil)
+)
 
 // Role is "voter" or "non-voting": what this replica last knew itself to be.
 func (r *Raft) Role() string { return r.role() }
