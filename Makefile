@@ -24,9 +24,17 @@ lint:
 demo: build
 	@for d in examples/*/; do echo "== $$d"; ./bin/rime plan $$d/app.cue || true; done
 
+# Every fuzz target in the tree, FUZZTIME each (go test fuzzes one
+# target per run).
+FUZZTIME ?= 30s
 fuzz:
-	$(GO) test ./spec/ -run '^$$' -fuzz FuzzLoadApp -fuzztime 60s
-	$(GO) test ./spec/ -run '^$$' -fuzz FuzzLoadProtocol -fuzztime 60s
+	@for f in $$(grep -rl --include='*_test.go' '^func Fuzz' .); do \
+		pkg=./$$(dirname $$f); \
+		for t in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\).*/\1/p' $$f); do \
+			echo "== $$pkg $$t"; \
+			$(GO) test $$pkg -run '^$$' -fuzz "^$$t\$$" -fuzztime $(FUZZTIME) || exit 1; \
+		done; \
+	done
 
 # Regenerates the golden plans and explanations after a deliberate change.
 golden:

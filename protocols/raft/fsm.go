@@ -183,8 +183,12 @@ func decodeSnapshot(r io.Reader) (seq, snapSeq uint64, snap []byte, retained [][
 		if n > network.MaxDatagram*4 {
 			return nil, fmt.Errorf("raft log snapshot: item of %d bytes", n)
 		}
-		b := make([]byte, n)
-		_, err = io.ReadFull(br, b)
+		// Read what is there rather than allocate what the header
+		// claims: a corrupt length costs only the bytes that exist.
+		b, err := io.ReadAll(io.LimitReader(br, int64(n)))
+		if err == nil && uint64(len(b)) != n {
+			err = io.ErrUnexpectedEOF
+		}
 		return b, err
 	}
 	if seq, err = readN(); err != nil {
