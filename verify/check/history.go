@@ -67,9 +67,9 @@ type Op struct {
 	// learned its outcome, in nanoseconds on one clock. For an Info
 	// operation Return is when the client gave up (0 if never); checkers
 	// treat it as open forever.
-	Call   int64   `json:"call"`
-	Return int64   `json:"return"`
-	Outcome   Outcome `json:"outcome"`
+	Call    int64   `json:"call"`
+	Return  int64   `json:"return"`
+	Outcome Outcome `json:"outcome"`
 }
 
 // Replica is the final state of one replica after the network healed and
