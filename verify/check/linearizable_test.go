@@ -31,7 +31,7 @@ func TestLinearizableLogValid(t *testing.T) {
 		"unknown append seen long after": hist(outcome(app(1, "a", 0, 10), check.Info), app(2, "b", 20, 30),
 			rd(3, 40, 50, "b"), rd(3, 60, 70, "b", "a")),
 		"failed append not seen": hist(outcome(app(1, "a", 0, 10), check.Fail), rd(2, 20, 30)),
-		"read after append": hist(app(1, "a", 0, 10), rd(2, 20, 30, "a")),
+		"read after append":      hist(app(1, "a", 0, 10), rd(2, 20, 30, "a")),
 		"keys are independent": hist(app(1, "a", 0, 10), func() check.Op { o := app(2, "b", 20, 30); o.Key = "j"; return o }(),
 			rd(3, 40, 50, "a")),
 	} {
