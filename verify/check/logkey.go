@@ -87,9 +87,29 @@ func prepareLog(key string, ops []Op, writers map[string]Op, readKinds func(Op) 
 			lk.pos[v] = i
 		}
 	}
-	reported := map[string]bool{}
+	lk.prefix = make([]bool, len(lk.reads))
+	var refRead Op
 	for _, r := range lk.reads {
-		dups := map[string]bool{}
+		if len(r.Values) == len(lk.ref) {
+			refRead = r
+			break
+		}
+	}
+	// A read that is a prefix of ref holds nothing ref does not, so only
+	// ref and the reads that are not prefixes need their values checked.
+	scan := []Op{refRead}
+	for i, r := range lk.reads {
+		d := divergence(r.Values, lk.ref)
+		lk.prefix[i] = d < 0
+		if d >= 0 {
+			scan = append(scan, r)
+			c.addf([]Op{r, refRead}, "reads disagree on the order: at position %d one returned %q, another %q; both must be prefixes of one log",
+				d, r.Values[d], lk.ref[d])
+		}
+	}
+	reported := map[string]bool{}
+	for _, r := range scan {
+		dups := make(map[string]bool, len(r.Values))
 		for _, v := range r.Values {
 			if dups[v] {
 				c.addf([]Op{r}, "read returned %q twice: each append is in the log once", v)
@@ -110,22 +130,6 @@ func prepareLog(key string, ops []Op, writers map[string]Op, readKinds func(Op) 
 				reported[v] = true
 				c.addf([]Op{r, w}, "read returned %q, whose write failed (definitely not applied)", v)
 			}
-		}
-	}
-	lk.prefix = make([]bool, len(lk.reads))
-	var refRead Op
-	for _, r := range lk.reads {
-		if len(r.Values) == len(lk.ref) {
-			refRead = r
-			break
-		}
-	}
-	for i, r := range lk.reads {
-		d := divergence(r.Values, lk.ref)
-		lk.prefix[i] = d < 0
-		if d >= 0 {
-			c.addf([]Op{r, refRead}, "reads disagree on the order: at position %d one returned %q, another %q; both must be prefixes of one log",
-				d, r.Values[d], lk.ref[d])
 		}
 	}
 	return lk
