@@ -34,17 +34,26 @@ func encodeCompact(upTo uint64, state []byte) []byte {
 // point with its state, and the entries after it. One Raft replica owns
 // one logState; dragonboat calls Update from its apply goroutine while
 // followers read under mu.
+//
+// A compaction keeps up to keep entries behind the compaction point in
+// memory (base < snapSeq), so that a follower a little behind it, such as
+// a session that had not yet read the entry a checkpoint was taken at,
+// carries on contiguously instead of failing with ErrCompacted. They are
+// a local read cache only: replicas need not agree on them, and
+// snapshots do not hold them.
 type logState struct {
 	mu       sync.Mutex
+	keep     uint64   // entries kept behind the compaction point
 	seq      uint64   // last data entry applied
 	snapSeq  uint64   // entries 1..snapSeq are covered by snapState
 	snap     []byte   // state after entry snapSeq
-	retained [][]byte // entries snapSeq+1 .. seq
+	base     uint64   // entries 1..base are gone; base <= snapSeq
+	retained [][]byte // entries base+1 .. seq
 	changed  chan struct{}
 	closed   bool
 }
 
-func newLogState() *logState { return &logState{changed: make(chan struct{})} }
+func newLogState(keep uint64) *logState { return &logState{keep: keep, changed: make(chan struct{})} }
 
 // notifyLocked wakes every follower waiting for a change.
 func (s *logState) notifyLocked() {
@@ -76,9 +85,12 @@ func (s *logState) apply(cmd []byte) (uint64, error) {
 		if upTo <= s.snapSeq || upTo > s.seq {
 			return s.seq, nil
 		}
-		drop := upTo - s.snapSeq
-		s.retained = append([][]byte(nil), s.retained[drop:]...)
 		s.snapSeq = upTo
+		if upTo > s.base+s.keep {
+			drop := upTo - s.keep - s.base
+			s.retained = append([][]byte(nil), s.retained[drop:]...)
+			s.base += drop
+		}
 		s.snap = append([]byte(nil), cmd[1+n:]...)
 		s.notifyLocked()
 		return s.seq, nil
@@ -106,12 +118,12 @@ func (s *logState) entry(ctx context.Context, seq uint64) (protocols.Entry, erro
 			s.mu.Unlock()
 			return protocols.Entry{}, protocols.ErrClosed
 		}
-		if seq <= s.snapSeq {
+		if seq <= s.base {
 			s.mu.Unlock()
 			return protocols.Entry{}, fmt.Errorf("entry %d, compacted up to %d: %w", seq, s.snapSeq, protocols.ErrCompacted)
 		}
 		if seq <= s.seq {
-			e := protocols.Entry{Seq: seq, Data: s.retained[seq-s.snapSeq-1]}
+			e := protocols.Entry{Seq: seq, Data: s.retained[seq-s.base-1]}
 			s.mu.Unlock()
 			return e, nil
 		}
@@ -150,8 +162,11 @@ func (s *logState) save(w io.Writer) error {
 	b = binary.AppendUvarint(b, uint64(len(s.snap)))
 	bw.Write(b)
 	bw.Write(s.snap)
-	bw.Write(binary.AppendUvarint(nil, uint64(len(s.retained))))
-	for _, e := range s.retained {
+	// Only the entries after the compaction point: those kept behind it
+	// are a local cache (see logState).
+	after := s.retained[s.snapSeq-s.base:]
+	bw.Write(binary.AppendUvarint(nil, uint64(len(after))))
+	for _, e := range after {
 		bw.Write(binary.AppendUvarint(nil, uint64(len(e))))
 		bw.Write(e)
 	}
@@ -211,7 +226,7 @@ func (s *logState) recover(r io.Reader) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.seq, s.snapSeq, s.snap, s.retained = seq, snapSeq, snap, retained
+	s.seq, s.snapSeq, s.snap, s.base, s.retained = seq, snapSeq, snap, snapSeq, retained
 	s.notifyLocked()
 	return nil
 }
