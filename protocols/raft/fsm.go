@@ -112,27 +112,39 @@ func (s *logState) snapshot() (uint64, []byte) {
 
 // entry returns entry seq, or waits for it.
 func (s *logState) entry(ctx context.Context, seq uint64) (protocols.Entry, error) {
+	es, err := s.entries(ctx, seq, nil, 1)
+	if err != nil {
+		return protocols.Entry{}, err
+	}
+	return es[0], nil
+}
+
+// entries appends to buf the entries from seq on that are applied, at
+// least one and at most max, waiting for entry seq if it is not yet.
+func (s *logState) entries(ctx context.Context, seq uint64, buf []protocols.Entry, limit int) ([]protocols.Entry, error) {
 	for {
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
-			return protocols.Entry{}, protocols.ErrClosed
+			return nil, protocols.ErrClosed
 		}
 		if seq <= s.base {
 			s.mu.Unlock()
-			return protocols.Entry{}, fmt.Errorf("entry %d, compacted up to %d: %w", seq, s.snapSeq, protocols.ErrCompacted)
+			return nil, fmt.Errorf("entry %d, compacted up to %d: %w", seq, s.snapSeq, protocols.ErrCompacted)
 		}
 		if seq <= s.seq {
-			e := protocols.Entry{Seq: seq, Data: s.retained[seq-s.base-1]}
+			for ; seq <= s.seq && len(buf) < limit; seq++ {
+				buf = append(buf, protocols.Entry{Seq: seq, Data: s.retained[seq-s.base-1]})
+			}
 			s.mu.Unlock()
-			return e, nil
+			return buf, nil
 		}
 		ch := s.changed
 		s.mu.Unlock()
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return protocols.Entry{}, ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
 }

@@ -373,17 +373,31 @@ func (r *Raft) Follow(from uint64) protocols.Follower {
 	return &follower{s: r.state, next: from}
 }
 
+// follower reads entries in batches of up to followBatch, so that a
+// reader behind the log takes the lock and wakes once per batch rather
+// than once per entry (a channel has one follower per session, each
+// reading every entry).
 type follower struct {
 	s    *logState
 	next uint64
+	buf  []protocols.Entry
+	at   int
 }
 
+const followBatch = 256
+
 func (f *follower) Next(ctx context.Context) (protocols.Entry, error) {
-	e, err := f.s.entry(ctx, f.next)
-	if err == nil {
-		f.next++
+	if f.at == len(f.buf) {
+		buf, err := f.s.entries(ctx, f.next, f.buf[:0], followBatch)
+		if err != nil {
+			return protocols.Entry{}, err
+		}
+		f.buf, f.at = buf, 0
 	}
-	return e, err
+	e := f.buf[f.at]
+	f.at++
+	f.next++
+	return e, nil
 }
 
 func (f *follower) Close() {}
