@@ -2,10 +2,7 @@ package cli
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,7 +12,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -23,8 +19,7 @@ import (
 
 	"github.com/rime-dev/rime/engine"
 	"github.com/rime-dev/rime/examples/collabdoc"
-	"github.com/rime-dev/rime/identity"
-	"github.com/rime-dev/rime/network/tlsnet"
+	"github.com/rime-dev/rime/internal/localcluster"
 	"github.com/rime-dev/rime/node"
 	"github.com/rime-dev/rime/protocols"
 	_ "github.com/rime-dev/rime/protocols/builtin"
@@ -197,67 +192,28 @@ func runUp(ctx context.Context, dir string, o upOptions, out, errOut io.Writer) 
 		}
 		defer os.RemoveAll(data)
 	}
-	secret := make([]byte, 32)
-	rand.Read(secret)
-
-	// Identities first, so each node admits exactly its peers.
-	kinds := nodeClasses(app, o.nodes)
-	ids := make([]*identity.Identity, o.nodes)
-	admitted := map[string]bool{}
-	for i := range ids {
-		if ids[i], err = identity.LoadOrCreate(filepath.Join(nodeDir(data, i), "identity")); err != nil {
-			return err
-		}
-		admitted[ids[i].ID()] = true
-	}
-	authorize := func(peer string, _ ed25519.PublicKey) error {
-		if !admitted[peer] {
-			return fmt.Errorf("%s is not one of this cluster's nodes", peer)
-		}
-		return nil
-	}
 	logger := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	kinds := nodeClasses(app, o.nodes)
+	// Identities first (in New), so each node admits exactly its peers.
+	cl, err := localcluster.New(localcluster.Config{
+		Plan: p, Classes: classes, Group: app.Group, NodeClasses: kinds, DataDir: data, Logger: logger,
+		Started: func(i int, n *node.Node) {
+			fmt.Fprintf(out, "node %d/%d up: %s (%s) at %s\n", i+1, o.nodes, n.ID(), kinds[i], n.Addr())
+		},
+	})
+	if err != nil {
+		return err
+	}
 
 	fmt.Fprintf(out, "rime up %s: %d nodes, classes %s, data in %s\n", app.Name, o.nodes, strings.Join(classes, ", "), data)
-	nodes := make([]*node.Node, o.nodes)
 	defer func() {
 		fmt.Fprintln(out, "stopping nodes")
-		for i := len(nodes) - 1; i >= 0; i-- {
-			if nodes[i] != nil {
-				nodes[i].Close()
-			}
-		}
+		cl.Close()
 	}()
-	start := func(i int, join []string) error {
-		nw, err := tlsnet.New(tlsnet.Config{Identity: ids[i], Authorize: authorize, Logger: logger})
-		if err != nil {
-			return err
-		}
-		n, err := node.Start(ctx, node.Config{
-			Plan: p, Group: app.Group, GroupSecret: secret, NodeClass: kinds[i],
-			DataDir: nodeDir(data, i), Network: nw, Listen: "127.0.0.1:0", Join: join,
-			Classes: classes, Logger: logger,
-		})
-		if err != nil {
-			return err
-		}
-		nodes[i] = n
-		fmt.Fprintf(out, "node %d/%d up: %s (%s) at %s\n", i+1, o.nodes, n.ID(), kinds[i], n.Addr())
-		return nil
-	}
-	if err := start(0, nil); err != nil {
+	if err := cl.Start(ctx); err != nil {
 		return &exitError{ExitFailure, err}
 	}
-	var wg sync.WaitGroup
-	errs := make([]error, o.nodes)
-	for i := 1; i < o.nodes; i++ {
-		wg.Add(1)
-		go func() { defer wg.Done(); errs[i] = start(i, []string{nodes[0].Addr()}) }()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return &exitError{ExitFailure, err}
-	}
+	nodes := cl.Nodes()
 	for _, c := range classes {
 		lg, ok := node.Layer[protocols.Log](nodes[0], c)
 		if !ok {
@@ -288,8 +244,6 @@ func runUp(ctx context.Context, dir string, o upOptions, out, errOut io.Writer) 
 	}
 	return statusLoop(ctx, nodes, classes, o.format, out, appDone)
 }
-
-func nodeDir(data string, i int) string { return filepath.Join(data, fmt.Sprintf("node%d", i+1)) }
 
 // statusLoop prints one status line a second until ctx ends or the app
 // fails.

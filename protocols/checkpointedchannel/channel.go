@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rime-dev/rime/protocols"
@@ -56,8 +57,9 @@ type Channel struct {
 	closed   bool
 	sessions map[*session]struct{}
 	// asker is the session that answers checkpoint requests; asking one
-	// component is enough.
-	asker *session
+	// component is enough. Written under mu; read without it by every
+	// session's delivery, once per update.
+	asker atomic.Pointer[session]
 }
 
 // Provision finds the log below.
@@ -113,11 +115,10 @@ func (c *Channel) Connect(ctx context.Context) (protocols.Session, error) {
 		events:  make(chan protocols.Event, c.cfg.EventBuffer),
 		submits: make(chan []byte, c.cfg.SubmitBuffer),
 		ended:   make(chan struct{}),
-		moved:   make(chan struct{}),
 	}
 	c.sessions[s] = struct{}{}
-	if c.asker == nil {
-		c.asker = s
+	if c.asker.Load() == nil {
+		c.asker.Store(s)
 	}
 	s.wg.Add(2)
 	go s.deliver()
@@ -130,20 +131,16 @@ func (c *Channel) forget(s *session) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.sessions, s)
-	if c.asker == s {
-		c.asker = nil
+	if c.asker.Load() == s {
+		c.asker.Store(nil)
 		for o := range c.sessions {
-			c.asker = o
+			c.asker.Store(o)
 			break
 		}
 	}
 }
 
-func (c *Channel) isAsker(s *session) bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.asker == s
-}
+func (c *Channel) isAsker(s *session) bool { return c.asker.Load() == s }
 
 type session struct {
 	c      *Channel
@@ -157,9 +154,11 @@ type session struct {
 
 	mu        sync.Mutex
 	err       error
-	delivered uint64        // Seq of the last event sent
-	moved     chan struct{} // closed and replaced when delivered grows
-	asked     uint64        // Seq of the outstanding checkpoint request
+	delivered uint64 // Seq of the last event sent
+	// moved is closed when delivered grows, if a Sync made it to wait on
+	// (nil otherwise: the delivery path allocates nothing per update).
+	moved chan struct{}
+	asked uint64 // Seq of the outstanding checkpoint request
 }
 
 func (s *session) Events() <-chan protocols.Event { return s.events }
@@ -219,8 +218,10 @@ func (s *session) emit(ev protocols.Event) bool {
 	if ev.Kind != protocols.RequestCheckpoint {
 		s.mu.Lock()
 		s.delivered = ev.Seq
-		close(s.moved)
-		s.moved = make(chan struct{})
+		if s.moved != nil {
+			close(s.moved)
+			s.moved = nil
+		}
 		s.mu.Unlock()
 	}
 	return true
@@ -229,6 +230,11 @@ func (s *session) emit(ev protocols.Event) bool {
 // maybeAsk asks this session's component for a checkpoint when enough
 // updates follow the last one and no request is outstanding.
 func (s *session) maybeAsk(seq uint64) {
+	// Only the asker is ever asked: the others stop here, before taking
+	// any lock (this runs for every update on every session).
+	if !s.c.isAsker(s) {
+		return
+	}
 	snap, _ := s.c.log.Snapshot()
 	s.mu.Lock()
 	due := seq-snap >= s.c.cfg.CheckpointEvery && s.asked <= snap
@@ -313,7 +319,11 @@ func (s *session) Sync(ctx context.Context) (uint64, error) {
 	}
 	for {
 		s.mu.Lock()
-		d, moved, err := s.delivered, s.moved, s.err
+		d, err := s.delivered, s.err
+		if err == nil && d < seq && s.moved == nil {
+			s.moved = make(chan struct{})
+		}
+		moved := s.moved
 		s.mu.Unlock()
 		if err != nil {
 			return 0, err

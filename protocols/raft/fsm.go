@@ -34,12 +34,21 @@ func encodeCompact(upTo uint64, state []byte) []byte {
 // point with its state, and the entries after it. One Raft replica owns
 // one logState; dragonboat calls Update from its apply goroutine while
 // followers read under mu.
+//
+// A compaction keeps up to keep entries behind the compaction point in
+// memory (base < snapSeq), so that a follower a little behind it, such as
+// a session that had not yet read the entry a checkpoint was taken at,
+// carries on contiguously instead of failing with ErrCompacted. They are
+// a local read cache only: replicas need not agree on them, and
+// snapshots do not hold them.
 type logState struct {
 	mu       sync.Mutex
+	keep     uint64   // entries kept behind the compaction point
 	seq      uint64   // last data entry applied
 	snapSeq  uint64   // entries 1..snapSeq are covered by snapState
 	snap     []byte   // state after entry snapSeq
-	retained [][]byte // entries snapSeq+1 .. seq
+	base     uint64   // entries 1..base are gone; base <= snapSeq
+	retained [][]byte // entries base+1 .. seq
 	changed  chan struct{}
 	closed   bool
 	// recovered counts snapshots installed, for status and for tests
@@ -47,7 +56,7 @@ type logState struct {
 	recovered int
 }
 
-func newLogState() *logState { return &logState{changed: make(chan struct{})} }
+func newLogState(keep uint64) *logState { return &logState{keep: keep, changed: make(chan struct{})} }
 
 // notifyLocked wakes every follower waiting for a change.
 func (s *logState) notifyLocked() {
@@ -79,9 +88,12 @@ func (s *logState) apply(cmd []byte) (uint64, error) {
 		if upTo <= s.snapSeq || upTo > s.seq {
 			return s.seq, nil
 		}
-		drop := upTo - s.snapSeq
-		s.retained = append([][]byte(nil), s.retained[drop:]...)
 		s.snapSeq = upTo
+		if upTo > s.base+s.keep {
+			drop := upTo - s.keep - s.base
+			s.retained = append([][]byte(nil), s.retained[drop:]...)
+			s.base += drop
+		}
 		s.snap = append([]byte(nil), cmd[1+n:]...)
 		s.notifyLocked()
 		return s.seq, nil
@@ -109,27 +121,39 @@ func (s *logState) snapshot() (uint64, []byte) {
 
 // entry returns entry seq, or waits for it.
 func (s *logState) entry(ctx context.Context, seq uint64) (protocols.Entry, error) {
+	es, err := s.entries(ctx, seq, nil, 1)
+	if err != nil {
+		return protocols.Entry{}, err
+	}
+	return es[0], nil
+}
+
+// entries appends to buf the entries from seq on that are applied, at
+// least one and at most max, waiting for entry seq if it is not yet.
+func (s *logState) entries(ctx context.Context, seq uint64, buf []protocols.Entry, limit int) ([]protocols.Entry, error) {
 	for {
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
-			return protocols.Entry{}, protocols.ErrClosed
+			return nil, protocols.ErrClosed
 		}
-		if seq <= s.snapSeq {
+		if seq <= s.base {
 			s.mu.Unlock()
-			return protocols.Entry{}, fmt.Errorf("entry %d, compacted up to %d: %w", seq, s.snapSeq, protocols.ErrCompacted)
+			return nil, fmt.Errorf("entry %d, compacted up to %d: %w", seq, s.snapSeq, protocols.ErrCompacted)
 		}
 		if seq <= s.seq {
-			e := protocols.Entry{Seq: seq, Data: s.retained[seq-s.snapSeq-1]}
+			for ; seq <= s.seq && len(buf) < limit; seq++ {
+				buf = append(buf, protocols.Entry{Seq: seq, Data: s.retained[seq-s.base-1]})
+			}
 			s.mu.Unlock()
-			return e, nil
+			return buf, nil
 		}
 		ch := s.changed
 		s.mu.Unlock()
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return protocols.Entry{}, ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
 }
@@ -159,8 +183,11 @@ func (s *logState) save(w io.Writer) error {
 	b = binary.AppendUvarint(b, uint64(len(s.snap)))
 	bw.Write(b)
 	bw.Write(s.snap)
-	bw.Write(binary.AppendUvarint(nil, uint64(len(s.retained))))
-	for _, e := range s.retained {
+	// Only the entries after the compaction point: those kept behind it
+	// are a local cache (see logState).
+	after := s.retained[s.snapSeq-s.base:]
+	bw.Write(binary.AppendUvarint(nil, uint64(len(after))))
+	for _, e := range after {
 		bw.Write(binary.AppendUvarint(nil, uint64(len(e))))
 		bw.Write(e)
 	}
@@ -224,7 +251,7 @@ func (s *logState) recover(r io.Reader) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.seq, s.snapSeq, s.snap, s.retained = seq, snapSeq, snap, retained
+	s.seq, s.snapSeq, s.snap, s.base, s.retained = seq, snapSeq, snap, snapSeq, retained
 	s.recovered++
 	s.notifyLocked()
 	return nil

@@ -36,6 +36,13 @@ type Config struct {
 	// CompactionOverhead entries are kept behind a snapshot for slow
 	// followers to catch up without a snapshot transfer.
 	CompactionOverhead uint64
+	// RetainCompacted entries are kept in each replica's memory behind
+	// the log's compaction point (Log.Compact), so that a reader of this
+	// replica that is that far behind when a compaction lands (a channel
+	// session that has not yet read the entry its checkpoint was taken
+	// at) keeps its contiguous stream rather than failing with
+	// ErrCompacted. 0 drops them at once.
+	RetainCompacted uint64
 	// ManageEvery is how often the leader reconciles the shard's members
 	// with the membership view.
 	ManageEvery time.Duration
@@ -51,8 +58,13 @@ func DefaultConfig() Config {
 		HeartbeatRTT:       1,
 		SnapshotEntries:    1000,
 		CompactionOverhead: 500,
-		ManageEvery:        200 * time.Millisecond,
-		ProposeTimeout:     5 * time.Second,
+		// One checkpoint interval of the channel (its CheckpointEvery):
+		// under load the component that answers a checkpoint request
+		// is ahead of other sessions, by a few entries on one node and
+		// by a commit's delay on others.
+		RetainCompacted: 1000,
+		ManageEvery:     200 * time.Millisecond,
+		ProposeTimeout:  5 * time.Second,
 	}
 }
 
@@ -207,7 +219,7 @@ func (r *Raft) Start(ctx context.Context) error {
 		return fmt.Errorf("raft: class %s: open node host in %s: %w", r.env.Class, r.dir, err)
 	}
 	r.nh = nh
-	r.state = newLogState()
+	r.state = newLogState(r.cfg.RetainCompacted)
 	create := func(uint64, uint64) sm.IStateMachine { return fsm{r.state} }
 
 	voter := r.role() == "voter"
@@ -372,17 +384,31 @@ func (r *Raft) Follow(from uint64) protocols.Follower {
 	return &follower{s: r.state, next: from}
 }
 
+// follower reads entries in batches of up to followBatch, so that a
+// reader behind the log takes the lock and wakes once per batch rather
+// than once per entry (a channel has one follower per session, each
+// reading every entry).
 type follower struct {
 	s    *logState
 	next uint64
+	buf  []protocols.Entry
+	at   int
 }
 
+const followBatch = 256
+
 func (f *follower) Next(ctx context.Context) (protocols.Entry, error) {
-	e, err := f.s.entry(ctx, f.next)
-	if err == nil {
-		f.next++
+	if f.at == len(f.buf) {
+		buf, err := f.s.entries(ctx, f.next, f.buf[:0], followBatch)
+		if err != nil {
+			return protocols.Entry{}, err
+		}
+		f.buf, f.at = buf, 0
 	}
-	return e, err
+	e := f.buf[f.at]
+	f.at++
+	f.next++
+	return e, nil
 }
 
 func (f *follower) Close() {}
