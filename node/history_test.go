@@ -4,56 +4,28 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
+	"github.com/rime-dev/rime/verify/check"
 	"math/rand/v2"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/anishathalye/porcupine"
-
 	"github.com/rime-dev/rime/protocols"
 )
 
 // The history of a run: every client operation with its call and return
-// times, checked by porcupine against a sequential log with linearizable
-// reads, plus a direct check that every session saw the same update at
-// every Seq, with no gaps.
-
-type opInput struct {
-	read   bool
-	update string
-}
-
-// logModel: the state is the whole log, one update per line. A submit
-// appends (its output is irrelevant); a read returns the log up to the
-// Seq that Sync returned, which must be the whole log at its
-// linearization point.
-var logModel = porcupine.Model{
-	Init: func() any { return "" },
-	Step: func(state, input, output any) (bool, any) {
-		in := input.(opInput)
-		if in.read {
-			return output.(string) == state.(string), state
-		}
-		return true, state.(string) + in.update + "\n"
-	},
-	DescribeOperation: func(input, output any) string {
-		in := input.(opInput)
-		if in.read {
-			return fmt.Sprintf("read -> %d updates", strings.Count(output.(string), "\n"))
-		}
-		return "submit " + in.update
-	},
-}
+// times, in verify/check's format, checked for linearizability with its
+// log model (appends and linearizable reads together), plus a direct
+// check that every session saw the same update at every Seq, with no
+// gaps.
 
 type history struct {
 	t     *testing.T
 	began time.Time
 
 	mu         sync.Mutex
-	ops        []porcupine.Operation
+	ops        []check.Op
 	bySeq      map[uint64]string
 	firstSeen  map[string]int64 // update -> when a session first saw it
 	violations []string
@@ -68,7 +40,7 @@ func newHistory(t *testing.T) *history {
 
 func (h *history) now() int64 { return int64(time.Since(h.began)) }
 
-func (h *history) add(op porcupine.Operation) {
+func (h *history) add(op check.Op) {
 	h.mu.Lock()
 	h.ops = append(h.ops, op)
 	h.mu.Unlock()
@@ -102,70 +74,27 @@ func (h *history) check() {
 	for _, v := range h.violations {
 		h.t.Error(v)
 	}
-	// A submit whose outcome the client never learned either took effect
-	// (some session saw it: it was committed by then, so that is when it
-	// returned at the latest) or was never seen by anyone (equivalent to
-	// never having happened, and left out so the checker need not place
-	// it anywhere).
-	var ops []porcupine.Operation
-	for _, op := range h.ops {
-		if in := op.Input.(opInput); !in.read && op.Return == math.MaxInt64 {
-			seen, ok := h.firstSeen[in.update]
-			if !ok {
-				continue
-			}
-			op.Return = max(seen, op.Call+1)
-		}
-		ops = append(ops, op)
-	}
-	// Every read must return a prefix of the one sequence all sessions
-	// saw; checked directly, it names the culprit if it fails.
-	for _, op := range ops {
-		if in := op.Input.(opInput); in.read {
-			lines := strings.Split(strings.TrimSuffix(op.Output.(string), "\n"), "\n")
-			if op.Output.(string) == "" {
-				lines = nil
-			}
-			for i, l := range lines {
-				if want := h.bySeq[uint64(i+1)]; want != l {
-					h.t.Fatalf("client %d read %q at %d, the sequence has %q", op.ClientId, l, i+1, want)
-				}
-			}
-		}
-	}
 	start := time.Now()
-	var writes []porcupine.Operation
-	for _, op := range ops {
-		if !op.Input.(opInput).read {
-			writes = append(writes, op)
+	cfg := check.DefaultLinearizableConfig()
+	cfg.Timeout = 30 * time.Second
+	res, err := check.Linearizable(check.History{Ops: h.ops}, cfg)
+	if err != nil {
+		h.t.Fatalf("the history does not validate: %v", err)
+	}
+	reads := 0
+	for _, op := range h.ops {
+		if op.Kind == check.SyncRead {
+			reads++
 		}
 	}
-	// No stale read: a write acknowledged before a read began is in what
-	// the read returned.
-	for _, r := range ops {
-		if !r.Input.(opInput).read {
-			continue
+	h.t.Logf("linearizability of %d operations (%d linearizable reads): ok=%v unknown=%v in %v", len(h.ops), reads, res.OK, res.Unknown, time.Since(start))
+	if !res.OK {
+		for _, v := range res.Violations {
+			h.t.Errorf("violation: %s (ops %v)", v.Explain, v.Ops)
 		}
-		got := map[string]bool{}
-		for _, l := range strings.Split(r.Output.(string), "\n") {
-			got[l] = true
-		}
-		for _, w := range writes {
-			if u := w.Input.(opInput).update; w.Return < r.Call && !got[u] {
-				h.t.Fatalf("stale read: client %d's read (called at %v) misses %q, acknowledged at %v", r.ClientId, time.Duration(r.Call), u, time.Duration(w.Return))
-			}
-		}
+		h.t.Fatalf("history of %d operations is not linearizable: %s", len(h.ops), res.Note)
 	}
-	// porcupine over the writes: the total order respects real time.
-	// (The full history with reads times out in porcupine's search -- an
-	// open problem in how reads are modelled, see the note on issue 3 --
-	// so reads are checked directly above instead.)
-	res := porcupine.CheckOperationsTimeout(logModel, writes, 30*time.Second)
-	h.t.Logf("porcupine: %v in %v", res, time.Since(start))
-	if res != porcupine.Ok {
-		h.t.Fatalf("history of %d operations is not linearizable (%v)", len(h.ops), res)
-	}
-	h.t.Logf("history: %d operations, %d acknowledged updates, %d refused sessions; writes linearizable, no stale or divergent read", len(h.ops), len(h.acked), h.refused)
+	h.t.Logf("history: %d operations, %d acknowledged updates, %d refused sessions; linearizable, no divergent delivery", len(h.ops), len(h.acked), h.refused)
 }
 
 // acked returns how many updates are acknowledged and a channel closed
@@ -294,7 +223,7 @@ func submit(ctx context.Context, h *history, id int, s protocols.Session, r *rep
 	defer t.Stop()
 	select {
 	case <-arrived:
-		h.add(porcupine.Operation{ClientId: id, Input: opInput{update: u}, Call: call, Return: h.now()})
+		h.add(check.Op{Client: id, Kind: check.Append, Key: class, Value: u, Call: call, Return: h.now(), Outcome: check.OK})
 		h.mu.Lock()
 		h.acked = append(h.acked, u)
 		close(h.acks)
@@ -305,7 +234,8 @@ func submit(ctx context.Context, h *history, id int, s protocols.Session, r *rep
 	case <-t.C:
 	case <-r.ended:
 	}
-	h.add(porcupine.Operation{ClientId: id, Input: opInput{update: u}, Call: call, Return: math.MaxInt64})
+	// The outcome is unknown: it may take effect at any later time.
+	h.add(check.Op{Client: id, Kind: check.Append, Key: class, Value: u, Call: call, Return: h.now(), Outcome: check.Info})
 	return false
 }
 
@@ -323,12 +253,9 @@ func read(ctx context.Context, h *history, id int, s protocols.Session, r *repli
 	for {
 		r.mu.Lock()
 		if r.seq >= seq {
-			out := strings.Join(r.lines[:seq], "\n")
-			if seq > 0 {
-				out += "\n"
-			}
+			vals := append([]string{}, r.lines[:seq]...)
 			r.mu.Unlock()
-			h.add(porcupine.Operation{ClientId: id, Input: opInput{read: true}, Output: out, Call: call, Return: h.now()})
+			h.add(check.Op{Client: id, Kind: check.SyncRead, Key: class, Values: vals, Call: call, Return: h.now(), Outcome: check.OK})
 			return true
 		}
 		moved := r.moved

@@ -109,6 +109,7 @@ type Raft struct {
 	shardID, replicaID uint64
 	nh                 *dragonboat.NodeHost
 	state              *logState
+	sessions           sessionPool
 
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
@@ -330,19 +331,35 @@ func (r *Raft) propose(ctx context.Context, cmd []byte) (sm.Result, error) {
 	ctx, cancel := r.withTimeout(ctx)
 	defer cancel()
 	backoff := time.Millisecond
+	cs := r.sessions.get()
 	for {
-		res, err := r.nh.SyncPropose(ctx, r.nh.GetNoOPSession(r.shardID), cmd)
-		if err == nil {
-			if len(res.Data) > 0 {
-				return res, fmt.Errorf("raft: class %s: %s", r.env.Class, res.Data)
-			}
-			return res, nil
+		var err error
+		if cs == nil {
+			cs, err = r.nh.SyncGetSession(ctx, r.shardID)
 		}
-		if !retryable(err) {
-			return res, fmt.Errorf("raft: class %s: propose: %w", r.env.Class, err)
+		if err == nil {
+			var res sm.Result
+			res, err = r.nh.SyncPropose(ctx, cs, cmd)
+			if err == nil {
+				r.sessions.put(cs)
+				if len(res.Data) > 0 {
+					return res, fmt.Errorf("raft: class %s: %s", r.env.Class, res.Data)
+				}
+				return res, nil
+			}
+			if errors.Is(err, dragonboat.ErrRejected) {
+				// The session is unknown to the shard (evicted): the
+				// proposal was not applied; take a new session.
+				cs = nil
+			}
+		}
+		// Retrying in the same series is safe: dragonboat applies it
+		// at most once.
+		if !retryable(err) && !errors.Is(err, dragonboat.ErrRejected) {
+			return sm.Result{}, fmt.Errorf("raft: class %s: propose: %w", r.env.Class, err)
 		}
 		if !sleep(ctx, backoff) {
-			return res, fmt.Errorf("raft: class %s: propose: %w (last: %v)", r.env.Class, ctx.Err(), err)
+			return sm.Result{}, fmt.Errorf("raft: class %s: propose: %w (last: %v)", r.env.Class, ctx.Err(), err)
 		}
 		backoff = min(2*backoff, 100*time.Millisecond)
 	}
