@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -250,6 +251,9 @@ func loadSources(dir string, fsys fs.FS) ([]source, error) {
 	switch {
 	case dir != "":
 		st, err := os.Stat(dir)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("policy: %s does not exist: expected a directory of .rego files", dir)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("policy: %w", err)
 		}

@@ -164,19 +164,21 @@ func (o *auditOptions) evaluate(cmd *cobra.Command) error {
 		return &exitError{ExitInvalid, fmt.Errorf("%s: %w (expected a request like the one in 'rime audit --help')", o.input, err)}
 	}
 	var log io.Writer
+	var lf *appendFile
 	if o.logChanged {
-		f, err := os.OpenFile(o.log, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-		if err != nil {
-			return &exitError{ExitFailure, fmt.Errorf("audit: %w", err)}
-		}
-		defer f.Close()
-		log = f
+		lf = &appendFile{path: o.log}
+		log = lf
 	}
 	e, err := o.engine(cmd, log)
 	if err != nil {
 		return err
 	}
 	d, err := e.Decide(cmd.Context(), in)
+	if lf != nil {
+		if cerr := lf.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("audit: decision %s: %w", d.DecisionID, cerr)
+		}
+	}
 	if err != nil {
 		return &exitError{ExitFailure, err}
 	}
@@ -194,6 +196,31 @@ func (o *auditOptions) evaluate(cmd *cobra.Command) error {
 	}
 	fmt.Fprintf(out, "decision %s, by %s\n", d.DecisionID, o.policyName(e))
 	return nil
+}
+
+// appendFile opens its file for appending on the first write, so that a
+// request or policy that fails before any decision leaves no empty log.
+type appendFile struct {
+	path string
+	f    *os.File
+}
+
+func (a *appendFile) Write(p []byte) (int, error) {
+	if a.f == nil {
+		f, err := os.OpenFile(a.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+		if err != nil {
+			return 0, err
+		}
+		a.f = f
+	}
+	return a.f.Write(p)
+}
+
+func (a *appendFile) Close() error {
+	if a.f == nil {
+		return nil
+	}
+	return a.f.Close()
 }
 
 // readLog reads a decision log, naming the file in every error.

@@ -299,11 +299,15 @@ func TestAuditBadFlagsAndFiles(t *testing.T) {
 		{[]string{"audit", "--log", filepath.Join(dir, "none.log")}, ExitFailure, "no decision log at"},
 		{[]string{"audit", "--log", badLog}, ExitInvalid, badLog + ": line 1: id: missing"},
 		{[]string{"audit", "--replay", badLog}, ExitInvalid, badLog + ": line 1"},
-		{[]string{"audit", "--input", req, "--policy", brokenPolicy}, ExitInvalid, "p.rego:"},
+		{[]string{"audit", "--input", req, "--policy", brokenPolicy, "--log", filepath.Join(dir, "new.log")}, ExitInvalid, "p.rego:"},
+		{[]string{"audit", "--input", req, "--policy", filepath.Join(dir, "nopolicy"), "--log", filepath.Join(dir, "new.log")}, ExitInvalid, "nopolicy does not exist"},
 	} {
 		code, _, errs := rime(t, c.args...)
 		if code != c.code || !strings.Contains(errs, c.want) {
 			t.Errorf("rime %v: exit %d, stderr %q; want %d saying %q", c.args, code, errs, c.code, c.want)
 		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "new.log")); err == nil {
+		t.Errorf("a request refused before any decision created the --log file")
 	}
 }
