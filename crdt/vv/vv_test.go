@@ -180,6 +180,7 @@ func FuzzDecodeDots(f *testing.F) {
 	f.Add(enc)
 	venc, _ := VV{"a": 3}.MarshalBinary()
 	f.Add(venc)
+	f.Add([]byte{1, 'D', 1, 1, '0', 1, 0xff, 0, '0'}) // a padded varint: refused
 	f.Add([]byte{1, 'D', 1, 1, 'a', 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var d Dots
