@@ -110,7 +110,7 @@ func (m *orMap) merge(o *orMap) {
 	// Removal records first, so that a write removed in o's records is
 	// dropped if it is also among o's writes (it is not, in a state
 	// Decode accepts; merging must still not depend on that).
-	m.rm.stable.Merge(o.rm.stable)
+	raised := m.rm.join(o.rm.stable)
 	for op, ks := range o.rm.recs {
 		if !m.rm.learn(op, ks) {
 			continue
@@ -161,7 +161,9 @@ func (m *orMap) merge(o *orMap) {
 			delete(m.doomed, x)
 		}
 	}
-	m.rm.compact(nil)
+	if raised {
+		m.rm.compact(nil)
+	}
 	m.clock = max(m.clock, o.clock)
 }
 

@@ -54,10 +54,23 @@ func (r *removals) learn(op vv.Dot, targets []vv.Dot) bool {
 	return true
 }
 
+// join raises the compaction point to include stable and reports whether
+// it rose.
+func (r *removals) join(stable vv.VV) bool {
+	raised := false
+	for rep, n := range stable {
+		if n > r.stable[rep] {
+			r.stable[rep] = n
+			raised = true
+		}
+	}
+	return raised
+}
+
 // compact raises the compaction point to include stable and drops the
 // records it covers.
 func (r *removals) compact(stable vv.VV) {
-	r.stable.Merge(stable)
+	r.join(stable)
 	for op, ks := range r.recs {
 		if r.obsolete(op, ks) {
 			delete(r.recs, op)

@@ -270,7 +270,7 @@ func (t *Text) merge(o *Text) {
 	for _, e := range o.heldSorted() {
 		t.receive(e)
 	}
-	t.rm.stable.Merge(o.rm.stable)
+	raised := t.rm.join(o.rm.stable)
 	for op, ks := range o.rm.recs {
 		if t.rm.learn(op, ks) {
 			for _, x := range ks {
@@ -279,7 +279,9 @@ func (t *Text) merge(o *Text) {
 		}
 	}
 	t.ctx.Merge(&o.ctx)
-	t.rm.compact(nil)
+	if raised {
+		t.rm.compact(nil)
+	}
 }
 
 func (t *Text) heldSorted() []*elem {
