@@ -166,6 +166,12 @@ func decodeLog(d *decoder) *Log {
 			l.clock = max(l.clock, ts)
 		}
 	}
+	// A log removes nothing, so its context is exactly its entries' dots
+	// (all in it, none twice: equal counts mean equal sets). A context
+	// claiming more would stop peers from ever sending the rest.
+	if d.Err() == nil && l.ctx.Len() != uint64(len(l.entries)) {
+		d.Failf("%w: log context %v holds %d dots for %d entries", ErrEncoding, &l.ctx, l.ctx.Len(), len(l.entries))
+	}
 	return l
 }
 
