@@ -2,7 +2,7 @@
 GO ?= go
 PKGS := ./...
 
-.PHONY: build test bench lint demo fuzz golden
+.PHONY: build test bench lint demo fuzz golden verify-long
 
 build:
 	$(GO) build -o bin/rime ./cmd/rime
@@ -39,3 +39,9 @@ fuzz:
 # Regenerates the golden plans and explanations after a deliberate change.
 golden:
 	$(GO) test ./internal/cli/ -run TestGolden -update
+
+# rime verify over every implemented stack, 100 schedules each (about half
+# an hour per stack on two cores). make test runs a short verify only.
+SCHEDULES ?= 100
+verify-long: build
+	./bin/rime verify examples/collabdoc --class document --schedules $(SCHEDULES) --duration 10s

@@ -4,19 +4,27 @@
 //
 // The tree is split by job, so that each part can be tested alone:
 //
-//  1. a nemesis derived from the environment (partitions, crashes, loss,
-//     duplication, reordering, latency, churn), seeded and reproducible
-//     (not built yet);
-//  2. workloads that drive each class through the real client API and
-//     record what every client saw as a check.History (not built yet);
+//  1. nemesis/: the faults an environment admits (partitions, crashes,
+//     restarts with the disk kept or lost, loss, duplication, reordering,
+//     latency, churn) and seeded, reproducible schedules of them;
+//  2. sim/: a plan's nodes in this process on memnet, as a nemesis
+//     target; workload/: clients that drive a class's channels as
+//     applications do and record what they saw as a check.History;
 //  3. check/: pure history checkers, one per promise (linearizable,
 //     sequential, causal, convergence, durability, availability), each
 //     returning a check.Result that names the operations of every
 //     violation; check/checktest generates simulated histories for tests
 //     and benchmarks;
-//  4. the CLI front end in cmd/rime (not built yet).
+//  4. this package: Run verifies one class over N schedules: a fresh
+//     cluster per schedule, the workload under the schedule's faults, a
+//     healed settling period, every replica's final state, then every
+//     check the class's guarantees call for (or the --check models);
+//  5. the CLI front end, `rime verify` (internal/cli).
 //
-// Only check/ exists so far. It has no I/O except writing porcupine's HTML
-// visualization where the caller asks for it, so the runtimes above can
-// record a history once and check it, or check it again later from JSON.
+// check/ has no I/O except writing porcupine's HTML visualization where
+// the caller asks for it, so a history recorded once can be checked again
+// later from JSON.
+//
+// Not built yet: the network-namespace runtime (--netns), where each node
+// is a `rime node` process in its own namespace.
 package verify

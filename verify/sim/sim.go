@@ -38,20 +38,24 @@ import (
 
 // FastRegistry is protocols.Default with swim, raft and the checkpointed
 // channel re-registered with test timings. Modules in the default
-// registry that it does not retune are carried over as they are.
-func FastRegistry() *protocols.Registry {
+// registry that it does not retune are carried over as they are, and
+// overrides replace modules of the same name (a test's broken protocol,
+// say).
+func FastRegistry(overrides ...protocols.Module) *protocols.Registry {
 	reg := protocols.NewRegistry()
 	sw := swim.DefaultConfig()
 	sw.ProbeInterval, sw.ProbeTimeout, sw.GossipInterval = 100*time.Millisecond, 50*time.Millisecond, 30*time.Millisecond
 	sw.SuspicionMult, sw.PushPullInterval, sw.ReconnectInterval = 2, time.Second, 300*time.Millisecond
 	sw.LeaveTimeout = 200 * time.Millisecond
-	rf := raft.DefaultConfig()
-	rf.SnapshotEntries, rf.CompactionOverhead = 50, 10
+	rf := FastRaftConfig()
 	ch := checkpointedchannel.DefaultConfig()
 	ch.CheckpointEvery = 25
 	ch.AppendTimeout = 2 * time.Second
 	tuned := map[string]protocols.Module{
 		swim.Name: swim.NewModule(sw), raft.Name: raft.NewModule(rf), checkpointedchannel.Name: checkpointedchannel.NewModule(ch),
+	}
+	for _, m := range overrides {
+		tuned[m.Name] = m
 	}
 	for _, name := range protocols.Default.Names() {
 		m, _ := protocols.Default.Lookup(name)
@@ -61,6 +65,14 @@ func FastRegistry() *protocols.Registry {
 		reg.MustRegister(m)
 	}
 	return reg
+}
+
+// FastRaftConfig is raft's configuration in FastRegistry: snapshots
+// every 50 entries, so a short run installs some.
+func FastRaftConfig() raft.Config {
+	rf := raft.DefaultConfig()
+	rf.SnapshotEntries, rf.CompactionOverhead = 50, 10
+	return rf
 }
 
 // Config describes a cluster. Start copies it.
