@@ -25,6 +25,8 @@
 // the caller asks for it, so a history recorded once can be checked again
 // later from JSON.
 //
-// Not built yet: the network-namespace runtime (--netns), where each node
-// is a `rime node` process in its own namespace.
+// netns/ is the second runtime (rime verify --netns): each node a `rime
+// node` process in its own network namespace, partitions made by cutting
+// links; RunNamespaces drives it. It injects link cuts only so far: the
+// other faults are reported as not injected there.
 package verify

@@ -202,36 +202,42 @@ func Run(ctx context.Context, cfg Config) (*ClassReport, error) {
 			}
 			results = append(results, r)
 		}
-		var bad []check.Result
-		for _, r := range results {
-			if r.Unknown && !slices.Contains(rep.Unknown, r.Check) {
-				rep.Unknown = append(rep.Unknown, r.Check)
-			}
-			if !r.OK {
-				bad = append(bad, r)
-			}
-		}
-		if len(bad) == 0 {
-			continue
-		}
-		rep.OK = false
-		path := filepath.Join(cfg.OutDir, fmt.Sprintf("%s-seed%d.history.json", cfg.Class, seed))
-		if b, err := check.Encode(h); err == nil {
-			os.WriteFile(path, b, 0o644)
-		}
-		for _, r := range bad {
-			explain := r.Note
-			if len(r.Violations) > 0 {
-				explain = r.Violations[0].Explain
-				if more := len(r.Violations) - 1 + r.Omitted; more > 0 {
-					explain += fmt.Sprintf(" (and %d more)", more)
-				}
-			}
-			rep.Violations = append(rep.Violations, Violation{Check: r.Check, Seed: seed, Explain: explain, History: path, HTML: r.HTML})
-			cfg.Progress("class %s: seed %d: %s violated: %s", cfg.Class, seed, r.Check, explain)
-		}
+		rep.record(cfg, h, seed, results)
 	}
 	return rep, nil
+}
+
+// record adds one schedule's results to the report, writing the history
+// of a violating schedule to cfg.OutDir.
+func (rep *ClassReport) record(cfg Config, h check.History, seed uint64, results []check.Result) {
+	var bad []check.Result
+	for _, r := range results {
+		if r.Unknown && !slices.Contains(rep.Unknown, r.Check) {
+			rep.Unknown = append(rep.Unknown, r.Check)
+		}
+		if !r.OK {
+			bad = append(bad, r)
+		}
+	}
+	if len(bad) == 0 {
+		return
+	}
+	rep.OK = false
+	path := filepath.Join(cfg.OutDir, fmt.Sprintf("%s-seed%d.history.json", cfg.Class, seed))
+	if b, err := check.Encode(h); err == nil {
+		os.WriteFile(path, b, 0o644)
+	}
+	for _, r := range bad {
+		explain := r.Note
+		if len(r.Violations) > 0 {
+			explain = r.Violations[0].Explain
+			if more := len(r.Violations) - 1 + r.Omitted; more > 0 {
+				explain += fmt.Sprintf(" (and %d more)", more)
+			}
+		}
+		rep.Violations = append(rep.Violations, Violation{Check: r.Check, Seed: seed, Explain: explain, History: path, HTML: r.HTML})
+		cfg.Progress("class %s: seed %d: %s violated: %s", cfg.Class, seed, r.Check, explain)
+	}
 }
 
 func classPlan(p *engine.Plan, name string) (engine.ClassPlan, bool) {
@@ -258,6 +264,12 @@ func replicaCount(cp engine.ClassPlan) int {
 		}
 	}
 	return 3
+}
+
+// NodeClassesFor gives n nodes of class's stack their node classes.
+func NodeClassesFor(app *spec.App, p *engine.Plan, class string, n int) []string {
+	cp, _ := classPlan(p, class)
+	return nodeClassesFor(app, cp, n)
 }
 
 // nodeClassesFor gives n nodes a node class that may host every layer

@@ -3,11 +3,11 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rime-dev/rime/verify"
+	"github.com/rime-dev/rime/verify/netns"
 )
 
 type verifyOptions struct {
@@ -71,7 +72,9 @@ decide), 2 bad input, 3 nothing deployable.`,
 				return err
 			}
 			if o.netns {
-				return &exitError{ExitInvalid, errors.New("rime verify --netns: the network-namespace runtime is not built yet; verify runs on the in-process network (omit --netns)")}
+				if err := netns.Available(); err != nil {
+					return &exitError{ExitInvalid, fmt.Errorf("rime verify --netns: %v; run as root on Linux with iproute2, or omit --netns to use the in-process network", err)}
+				}
 			}
 			for _, c := range o.check {
 				if !slices.Contains(verify.Models, c) {
@@ -94,7 +97,7 @@ decide), 2 bad input, 3 nothing deployable.`,
 	f.StringArrayVar(&o.check, "check", nil, "check this model instead of the plan's promises: "+strings.Join(verify.Models, ", "))
 	f.StringVar(&o.format, "format", "text", "output: text, or json")
 	f.StringVar(&o.html, "html", "", "write each violating schedule's history and porcupine's HTML here (default: a temporary directory)")
-	f.BoolVar(&o.netns, "netns", false, "run each node as a process in its own network namespace (not built yet)")
+	f.BoolVar(&o.netns, "netns", false, "run each node as a `rime node` process in its own network namespace (root; partitions by cutting links)")
 	return cmd
 }
 
@@ -122,10 +125,16 @@ func runVerify(ctx context.Context, files []string, o verifyOptions, out, errOut
 	var reports []*verify.ClassReport
 	ok := true
 	for _, class := range classes {
-		rep, err := verify.Run(ctx, verify.Config{
+		vc := verify.Config{
 			App: app, Plan: p, Class: class, Schedules: o.schedules, Seed: o.seed, Duration: o.duration,
 			Checks: o.check, OutDir: o.html, Progress: progress,
-		})
+		}
+		var rep *verify.ClassReport
+		if o.netns {
+			rep, err = runVerifyNamespaces(ctx, vc, files[0])
+		} else {
+			rep, err = verify.Run(ctx, vc)
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return &exitError{ExitFailure, fmt.Errorf("rime verify: interrupted: %w", err)}
@@ -146,6 +155,22 @@ func runVerify(ctx context.Context, files []string, o verifyOptions, out, errOut
 		return &exitError{ExitFailure, nil}
 	}
 	return nil
+}
+
+// runVerifyNamespaces runs the class with each node a `rime node` process
+// of this very binary in its own namespace: three nodes, the first of the
+// app's node classes that hosts the whole stack.
+func runVerifyNamespaces(ctx context.Context, vc verify.Config, appPath string) (*verify.ClassReport, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(appPath)
+	if err != nil {
+		return nil, err
+	}
+	kinds := verify.NodeClassesFor(vc.App, vc.Plan, vc.Class, 3)
+	return verify.RunNamespaces(ctx, verify.NamespacesConfig{Config: vc, Command: []string{self}, PlanFile: abs, NodeClasses: kinds})
 }
 
 func printVerifyReport(out io.Writer, r *verify.ClassReport) {

@@ -49,7 +49,6 @@ func TestVerifyBadInput(t *testing.T) {
 	for _, args := range [][]string{
 		{"verify", "../../examples/collabdoc", "--check", "serializable"},
 		{"verify", "../../examples/collabdoc", "--schedules", "0"},
-		{"verify", "../../examples/collabdoc", "--netns"},
 		{"verify", "../../examples/collabdoc", "--class", "nosuch"},
 	} {
 		if _, code := runMainCode(t, args...); code != ExitInvalid {

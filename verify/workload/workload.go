@@ -299,17 +299,17 @@ func (r *Recorder) read(ctx context.Context, id int, node string, s protocols.Se
 
 // SessionLog opens a session on ch, syncs, and returns the log as that
 // session sees it (checkpoint then tail), checking the stream as it goes.
-// A compaction that overtakes the new session ends it; SessionLog
-// reconnects, as an application would, a few times.
+// A session can end before it is done (a compaction overtook it, or the
+// node is still catching up after a fault and its read timed out); then
+// SessionLog tries again, as an application would, until ctx ends.
 func (r *Recorder) SessionLog(ctx context.Context, who string, ch protocols.Channel) ([]string, error) {
-	var err error
-	for range 5 {
-		var out []string
-		if out, err = r.sessionLog(ctx, who, ch); err == nil || !errors.Is(err, protocols.ErrCompacted) {
+	for {
+		out, err := r.sessionLog(ctx, who, ch)
+		if err == nil || ctx.Err() != nil {
 			return out, err
 		}
+		pause(ctx, 100*time.Millisecond)
 	}
-	return nil, err
 }
 
 func (r *Recorder) sessionLog(ctx context.Context, who string, ch protocols.Channel) ([]string, error) {
