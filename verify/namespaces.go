@@ -81,14 +81,11 @@ func RunNamespaces(ctx context.Context, cfg NamespacesConfig) (*ClassReport, err
 		}
 		rep.Schedules++
 		rep.Ops += len(h.Ops)
-		results := []check.Result{stream}
-		for _, c := range checks {
-			r, err := runCheck(c, h, g, cfg.OutDir, fmt.Sprintf("%s-netns-seed%d", cfg.Class, seed))
-			if err != nil {
-				return rep, err
-			}
-			results = append(results, r)
+		results, err := runChecks(checks, h, g, cfg.OutDir, fmt.Sprintf("%s-netns-seed%d", cfg.Class, seed))
+		if err != nil {
+			return rep, err
 		}
+		results = append([]check.Result{stream}, results...)
 		rep.record(cfg.Config, h, seed, results)
 	}
 	return rep, nil
@@ -127,7 +124,7 @@ func runNamespaceSchedule(ctx context.Context, cfg NamespacesConfig, seed uint64
 	end := time.Now().Add(cfg.Duration)
 	var partsLog []check.Partition
 	for partitions && time.Now().Before(end) && ctx.Err() == nil {
-		pause(ctx, time.Duration(500+rng.IntN(1500))*time.Millisecond)
+		workload.Pause(ctx, time.Duration(500+rng.IntN(1500))*time.Millisecond)
 		i := rng.IntN(c.N())
 		cfg.Progress("class %s: cutting node %d's link", cfg.Class, i)
 		p := check.Partition{Start: rec.Now(), Sides: [][]string{{c.Ready(i).ID}}}
@@ -136,7 +133,7 @@ func runNamespaceSchedule(ctx context.Context, cfg NamespacesConfig, seed uint64
 			wg.Wait()
 			return check.History{}, check.Result{}, err
 		}
-		pause(ctx, time.Duration(1000+rng.IntN(2000))*time.Millisecond)
+		workload.Pause(ctx, time.Duration(1000+rng.IntN(2000))*time.Millisecond)
 		if err := c.Heal(); err != nil {
 			stop()
 			wg.Wait()
@@ -153,9 +150,9 @@ func runNamespaceSchedule(ctx context.Context, cfg NamespacesConfig, seed uint64
 		partsLog = append(partsLog, p)
 	}
 	if !partitions {
-		pause(ctx, cfg.Duration)
+		workload.Pause(ctx, cfg.Duration)
 	}
-	pause(ctx, 2*time.Second) // recovery under load, checked too
+	workload.Pause(ctx, 2*time.Second) // recovery under load, checked too
 	stop()
 	wg.Wait()
 

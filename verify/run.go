@@ -194,14 +194,11 @@ func Run(ctx context.Context, cfg Config) (*ClassReport, error) {
 		}
 		rep.Schedules++
 		rep.Ops += len(h.Ops)
-		results := []check.Result{stream}
-		for _, c := range checks {
-			r, err := runCheck(c, h, g, cfg.OutDir, fmt.Sprintf("%s-seed%d", cfg.Class, seed))
-			if err != nil {
-				return rep, fmt.Errorf("verify: class %s, seed %d: %s: %w", cfg.Class, seed, c, err)
-			}
-			results = append(results, r)
+		results, err := runChecks(checks, h, g, cfg.OutDir, fmt.Sprintf("%s-seed%d", cfg.Class, seed))
+		if err != nil {
+			return rep, fmt.Errorf("verify: class %s, seed %d: %w", cfg.Class, seed, err)
 		}
+		results = append([]check.Result{stream}, results...)
 		rep.record(cfg, h, seed, results)
 	}
 	return rep, nil
@@ -344,7 +341,7 @@ func runSchedule(ctx context.Context, cfg Config, cp engine.ClassPlan, n int, sc
 	// After the last fault (everything healed and restarted), the system
 	// has a while to recover under load: what it does then is checked too.
 	if err == nil {
-		pause(ctx, 2*time.Second)
+		workload.Pause(ctx, 2*time.Second)
 	}
 	stop()
 	wg.Wait()
@@ -380,15 +377,6 @@ func nodeName(c *sim.Cluster, i int) string {
 		return n.ID()
 	}
 	return fmt.Sprintf("node%d", i)
-}
-
-func pause(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }
 
 // faultLog turns the nemesis's events into the history's fault windows,
@@ -497,6 +485,19 @@ func (f *faultLog) end() {
 	for i, start := range f.down {
 		f.crashes = append(f.crashes, check.Crash{Node: f.crashName(i), Start: start})
 	}
+}
+
+// runChecks runs the named checks on h, in order.
+func runChecks(names []string, h check.History, g engine.DataGuarantees, outDir, base string) ([]check.Result, error) {
+	var out []check.Result
+	for _, c := range names {
+		r, err := runCheck(c, h, g, outDir, base)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", c, err)
+		}
+		out = append(out, r)
+	}
+	return out, nil
 }
 
 // runCheck runs one named check on h.

@@ -135,12 +135,12 @@ func (r *Recorder) Client(ctx context.Context, id int, node func() string, chann
 	for ctx.Err() == nil {
 		ch := channel()
 		if ch == nil {
-			pause(ctx, cfg.Backoff)
+			Pause(ctx, cfg.Backoff)
 			continue
 		}
 		s, err := ch.Connect(ctx)
 		if err != nil {
-			pause(ctx, cfg.Backoff)
+			Pause(ctx, cfg.Backoff)
 			continue
 		}
 		rep := newReplica()
@@ -167,8 +167,9 @@ func (r *Recorder) Client(ctx context.Context, id int, node func() string, chann
 	}
 }
 
-// pause is a client's back-off before it tries again.
-func pause(ctx context.Context, d time.Duration) {
+// Pause waits d or until ctx ends: a client's back-off before it tries
+// again, and a run's settling time.
+func Pause(ctx context.Context, d time.Duration) {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -308,7 +309,7 @@ func (r *Recorder) SessionLog(ctx context.Context, who string, ch protocols.Chan
 		if err == nil || ctx.Err() != nil {
 			return out, err
 		}
-		pause(ctx, 100*time.Millisecond)
+		Pause(ctx, 100*time.Millisecond)
 	}
 }
 
