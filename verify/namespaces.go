@@ -157,19 +157,10 @@ func runNamespaceSchedule(ctx context.Context, cfg NamespacesConfig, seed uint64
 	wg.Wait()
 
 	h := check.History{Ops: rec.Ops(), Partitions: partsLog}
-	qctx, qcancel := context.WithTimeout(ctx, 30*time.Second)
-	defer qcancel()
-	for i := range c.N() {
-		log, err := rec.SessionLog(qctx, fmt.Sprintf("final state of node %d", i), c.Channel(i, cfg.Class))
-		if err != nil {
-			return check.History{}, check.Result{}, fmt.Errorf("reading node %d's final state: %w\n%s", i, err, c.Stderr(i))
-		}
-		h.Final = append(h.Final, check.Replica{Node: c.Ready(i).ID, State: map[string][]string{cfg.Class: log}})
+	final, err := finalStates(ctx, rec, cfg.Class, c.N(), func(i int) protocols.Channel { return c.Channel(i, cfg.Class) }, func(i int) string { return c.Ready(i).ID })
+	if err != nil {
+		return check.History{}, check.Result{}, fmt.Errorf("%w\n%s", err, c.Stderr(0))
 	}
-	stream := check.Result{Check: CheckStream, OK: true}
-	for _, v := range rec.StreamViolations() {
-		stream.OK = false
-		stream.Violations = append(stream.Violations, check.Violation{Explain: v})
-	}
-	return h, stream, nil
+	h.Final = final
+	return h, streamResult(rec), nil
 }
