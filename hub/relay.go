@@ -134,10 +134,12 @@ func (rl *relay) session(c net.Conn) {
 	key, resp := rl.attach(ctx, b)
 	cancel()
 	out, _ := json.Marshal(resp)
-	if err := writeFrame(bw, out); err != nil || resp.Code != "" {
+	if resp.Code != "" {
+		writeFrame(bw, out)
 		return
 	}
-	c.SetDeadline(time.Time{})
+	// The session is in the table before the node hears it is attached,
+	// so a frame sent to it right after is not dropped.
 	s := &relaySession{key: key, c: c, out: make(chan []byte, relayQueue)}
 	rl.mu.Lock()
 	if rl.closed {
@@ -158,6 +160,10 @@ func (rl *relay) session(c net.Conn) {
 		rl.mu.Unlock()
 		s.stop()
 	}()
+	if err := writeFrame(bw, out); err != nil {
+		return
+	}
+	c.SetDeadline(time.Time{})
 	done, quit := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)

@@ -39,8 +39,11 @@ type Request struct {
 	Nonce uint64 `json:"nonce"`
 	// Time is the signer's clock, Unix nanoseconds.
 	Time int64 `json:"time"`
-	// Body is the operation's arguments, JSON.
-	Body json.RawMessage `json:"body,omitempty"`
+	// Body is the operation's arguments, JSON. It travels as bytes
+	// (base64 in the JSON envelope), never as a nested JSON value: the
+	// signature covers these exact bytes, and re-encoding nested JSON
+	// (compacting, escaping '&' and '<') would change them.
+	Body []byte `json:"body,omitempty"`
 	// Sig is ed25519 over SigningBytes.
 	Sig []byte `json:"sig"`
 }

@@ -146,7 +146,7 @@ func TestStateSignaturesAndReplay(t *testing.T) {
 	}
 	// The same nonce on a different request is a replay too.
 	other := put
-	other.Body = []byte(`{"group":"g","path":"/b","value":"Mg=="}`)
+	other.Body = []byte(`{"group":"g","path":"/b&c","value":"Mg=="}`)
 	other.Sig = nil
 	other.Sig = signWith(alice, &other)
 	if err := m.apply(other); !errors.Is(err, ErrReplay) {
