@@ -75,20 +75,6 @@ func (b *book) known() []Request {
 	return out
 }
 
-// addrs is every address known but this replica's.
-func (b *book) addrs() []string {
-	b.mu.RLock()
-	defer b.mu.RUnlock()
-	var out []string
-	for id, e := range b.hellos {
-		if id != b.self {
-			out = append(out, e.addr)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
 // HelloReply answers a hello: the replica's own signed hello and the
 // hellos it knows.
 type HelloReply struct {

@@ -606,7 +606,18 @@ func (r *Replica) manage() {
 
 // greet says hello to every replica address known.
 func (r *Replica) greet() {
-	addrs := append(slices.Clone(r.cfg.Join), r.book.addrs()...)
+	// Once the state names the replicas, hellos go only to them (and to
+	// --join): a removed replica is not greeted forever.
+	var current map[string]string
+	r.core.view(func(s *State) { current = s.Replicas() })
+	addrs := slices.Clone(r.cfg.Join)
+	for _, h := range r.book.known() {
+		if _, ok := current[h.Signer]; (ok || len(current) == 0) && h.Signer != r.id {
+			if a, ok := r.book.lookup(h.Signer); ok {
+				addrs = append(addrs, a)
+			}
+		}
+	}
 	slices.Sort(addrs)
 	for _, a := range slices.Compact(addrs) {
 		if a == r.ep.Addr() || r.ctx.Err() != nil {
