@@ -446,29 +446,24 @@ func (r *Replica) write(ctx context.Context, req *Request) Response {
 		return r.notLeader()
 	}
 	now := r.cfg.Now()
-	var (
-		in      *Input
-		keyErr  error
-		checked bool
-	)
-	r.core.view(func(s *State) {
-		key, err := s.keyOf(req)
-		if err != nil {
-			keyErr = err
-			return
-		}
-		if err := req.Verify(key); err != nil {
-			keyErr = err
-			return
-		}
-		checked = true
-		in, keyErr = s.InputFor(req)
-	})
-	if keyErr != nil {
-		return errResponse(keyErr)
-	}
-	if w := int64(ReplayWindow); !checked || req.Time < now.UnixNano()-w || req.Time > now.UnixNano()+w {
+	if w := int64(ReplayWindow); req.Time < now.UnixNano()-w || req.Time > now.UnixNano()+w {
 		return errResponse(fmt.Errorf("%w: request time %s, leader time %s", ErrStale, time.Unix(0, req.Time).UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339)))
+	}
+	var key []byte
+	var err error
+	r.core.view(func(s *State) { key, err = s.keyOf(req) })
+	if err != nil {
+		return errResponse(err)
+	}
+	// Verify outside the lock: it is the costliest step, and Apply waits
+	// for the lock.
+	if err := req.Verify(key); err != nil {
+		return errResponse(err)
+	}
+	var in *Input
+	r.core.view(func(s *State) { in, err = s.InputFor(req) })
+	if err != nil {
+		return errResponse(err)
 	}
 	cmd := Command{Now: now.UnixNano(), Req: req, Input: in}
 	if in != nil {
