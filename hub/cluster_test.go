@@ -500,7 +500,10 @@ func TestHubRelay(t *testing.T) {
 	}
 	// The relay checks membership in each replica's own state.
 	h.everywhere(ctx, "bob's joining", func(s *State) bool {
-		_, ok := s.Groups["g"].Members[bob.id.ID()]
+		g, ok := s.Groups["g"]
+		if ok {
+			_, ok = g.Members[bob.id.ID()]
+		}
 		return ok
 	})
 	if _, err := eve.c.Relay(ctx, "g"); !errors.Is(err, ErrNotMember) {
