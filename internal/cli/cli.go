@@ -73,7 +73,7 @@ Start with an example:
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newCheck(), newPlan(), newExplain(), newCatalogue(), newUp(), newNode(), newBench(), newAudit(), newPolicy(), newVerify())
+	root.AddCommand(newCheck(), newPlan(), newExplain(), newCatalogue(), newUp(), newNode(), newBench(), newAudit(), newPolicy(), newVerify(), newHub())
 	return root
 }
 

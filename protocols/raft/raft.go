@@ -208,12 +208,12 @@ func (r *Raft) Start(ctx context.Context) error {
 	nh, err := dragonboat.NewNodeHost(config.NodeHostConfig{
 		RaftEventListener:   listener{r.changes},
 		SystemEventListener: listener{r.changes},
-		NodeHostDir:    r.dir,
-		WALDir:         r.dir,
-		RTTMillisecond: uint64(r.cfg.RTT / time.Millisecond),
-		RaftAddress:    r.env.Node.ID,
+		NodeHostDir:         r.dir,
+		WALDir:              r.dir,
+		RTTMillisecond:      uint64(r.cfg.RTT / time.Millisecond),
+		RaftAddress:         r.env.Node.ID,
 		Expert: config.ExpertConfig{
-			TransportFactory: &transportFactory{ep: r.ep, service: "raft/" + r.env.Class, book: r.book, log: r.log},
+			TransportFactory: &transportFactory{ep: r.ep, service: "raft/" + r.env.Class, lookup: r.book.lookup, log: r.log},
 			// The default LogDB reserves ~141 MB per NodeHost; one
 			// NodeHost per class needs the small one.
 			LogDB: config.GetTinyMemLogDBConfig(),

@@ -19,16 +19,28 @@ import (
 	"github.com/rime-dev/rime/network"
 )
 
+// NewTransportFactory gives dragonboat rime's Network instead of its own
+// TCP transport: put it in config.NodeHostConfig.Expert.TransportFactory,
+// with RaftAddress set to the node's ID. Targets are node IDs, which
+// resolve maps to current addresses (false: unknown, and the message is
+// dropped as if lost). The hub runs its own shard with it.
+func NewTransportFactory(ep network.Endpoint, service string, resolve func(nodeID string) (string, bool), log *slog.Logger) config.TransportFactory {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &transportFactory{ep: ep, service: service, lookup: resolve, log: log}
+}
+
 // transportFactory gives dragonboat rime's Network instead of its own TCP
 // transport, so every Raft message crosses the faults a test injects.
-// Targets are node IDs, resolved to addresses by the address book.
+// Targets are node IDs, resolved to addresses by lookup (the address book).
 // Message batches travel as datagrams on service (Raft tolerates loss,
 // duplication and reordering by design); snapshot chunks travel on a
 // stream of service+"/snap", since a snapshot is only usable whole.
 type transportFactory struct {
 	ep      network.Endpoint
 	service string
-	book    *addressBook
+	lookup  func(nodeID string) (string, bool)
 	log     *slog.Logger
 }
 
@@ -44,7 +56,7 @@ func (f *transportFactory) Validate(target string) bool {
 
 // resolve is the current address of the node a target names.
 func (f *transportFactory) resolve(target string) (string, error) {
-	addr, ok := f.book.lookup(target)
+	addr, ok := f.lookup(target)
 	if !ok {
 		return "", fmt.Errorf("raft transport: node %s is not in the membership view: %w", target, network.ErrUnreachable)
 	}
