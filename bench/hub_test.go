@@ -34,6 +34,7 @@ import (
 	"github.com/rime-dev/rime/identity"
 	"github.com/rime-dev/rime/network"
 	"github.com/rime-dev/rime/network/memnet"
+	"github.com/rime-dev/rime/policy"
 )
 
 const (
@@ -260,10 +261,14 @@ func decideCost(a hub.Authorizer) time.Duration {
 }
 
 func BenchmarkHubReport(b *testing.B) {
+	pe, err := policy.New(context.Background(), policy.DefaultConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
 	auths := []struct {
 		name string
 		a    hub.Authorizer
-	}{{"builtin", hub.Builtin{}}, {"no-op", hub.AllowAll{}}}
+	}{{"opa", hub.PolicyAuthorizer(pe)}, {"builtin", hub.Builtin{}}, {"no-op", hub.AllowAll{}}}
 	for b.Loop() {
 		rows := map[string]*hubRow{}
 		// Alternate the authorizers, so a burst of load from elsewhere on
@@ -274,19 +279,20 @@ func BenchmarkHubReport(b *testing.B) {
 			}
 		}
 		var t strings.Builder
-		fmt.Fprintf(&t, "%-9s %14s %12s %10s %10s %16s\n", "op", "builtin_ops/s", "no-op_ops/s", "ratio", "decisions", "delta_us/op")
+		fmt.Fprintf(&t, "%-9s %10s %14s %12s %10s %10s %16s\n", "op", "opa_ops/s", "builtin_ops/s", "no-op_ops/s", "opa/no-op", "decisions", "opa_delta_us/op")
 		for _, op := range []string{"register", "invite", "join", "place", "lookup"} {
 			r := rows[op]
-			with, without := r.rates["builtin"], r.rates["no-op"]
+			opa, builtin, without := r.rates["opa"], r.rates["builtin"], r.rates["no-op"]
 			// Per-op cost difference at this concurrency: the wall time
 			// one op takes in each run, times the clients in flight.
-			delta := (1/with - 1/without) * hubClients * 1e6
-			fmt.Fprintf(&t, "%-9s %14.0f %12.0f %10.2f %10d %16.1f\n", op, with, without, with/without, r.decisions["builtin"], delta)
+			delta := (1/opa - 1/without) * hubClients * 1e6
+			fmt.Fprintf(&t, "%-9s %10.0f %14.0f %12.0f %10.2f %10d %16.1f\n", op, opa, builtin, without, opa/without, r.decisions["opa"], delta)
+			b.ReportMetric(opa/without, op+"_opa/no-op")
 		}
 		for _, a := range auths {
 			fmt.Fprintf(&t, "decision alone, %s: %v per Decide\n", a.name, decideCost(a.a))
 		}
-		fmt.Fprintf(&t, "(3 replicas on memnet, %d clients, %d ops per row, best of %d rounds; ratio = builtin/no-op; delta is noise-level when |ratio-1| < 0.3 on this machine)\n", hubClients, hubOps, hubRounds)
+		fmt.Fprintf(&t, "(3 replicas on memnet, %d clients, %d ops per row, best of %d rounds; delta is noise-level when |ratio-1| < 0.3 on this machine)\n", hubClients, hubOps, hubRounds)
 		fmt.Print(t.String())
 	}
 }

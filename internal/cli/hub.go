@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rime-dev/rime/hub"
+	"github.com/rime-dev/rime/policy"
 	"github.com/rime-dev/rime/identity"
 	"github.com/rime-dev/rime/network/tlsnet"
 )
@@ -32,6 +33,8 @@ type hubOptions struct {
 	hubAddr   string
 	key       string
 	id        string
+	policyDir string
+	decisions string
 }
 
 func newHub() *cobra.Command {
@@ -79,6 +82,8 @@ and address; it stops cleanly on Ctrl-C or SIGTERM.`,
 	f.StringSliceVar(&o.bootstrap, "bootstrap", nil, "IDs of the first replicas, this one included, when starting a new hub")
 	f.StringVar(&o.format, "format", "text", "output: text, or json (one object per line)")
 	f.StringVar(&o.logLevel, "log", "warn", "log level on stderr: debug, info, warn or error")
+	f.StringVar(&o.policyDir, "policy", "", "directory of Rego trust policies (default: rime's own, policies/)")
+	f.StringVar(&o.decisions, "decision-log", "", "append every trust decision here as JSON lines (default DIR/decisions.log; read it with rime audit --log)")
 
 	id := &cobra.Command{
 		Use:   "id --data DIR",
@@ -249,8 +254,23 @@ func runHub(ctx context.Context, o hubOptions, out, errOut io.Writer) error {
 	cfg.DataDir = filepath.Join(o.data, "hub")
 	cfg.Bootstrap, cfg.Join = o.bootstrap, o.join
 	cfg.Logger = logger
-	// Until the policy package is merged, the built-in rules decide.
-	cfg.Authorizer = hub.Builtin{}
+	// Every trust decision goes through OPA and into the decision log.
+	logPath := o.decisions
+	if logPath == "" {
+		logPath = filepath.Join(o.data, "decisions.log")
+	}
+	decisionLog, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return &exitError{ExitFailure, fmt.Errorf("--decision-log: %w", err)}
+	}
+	defer decisionLog.Close()
+	pcfg := policy.DefaultConfig()
+	pcfg.Dir, pcfg.DecisionLog, pcfg.Logger = o.policyDir, decisionLog, logger
+	engine, err := policy.New(ctx, pcfg)
+	if err != nil {
+		return &exitError{ExitInvalid, err}
+	}
+	cfg.Authorizer = hub.PolicyAuthorizer(engine)
 	r, err := hub.Start(ctx, cfg)
 	if err != nil {
 		return &exitError{ExitInvalid, err}
