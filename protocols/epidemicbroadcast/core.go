@@ -38,8 +38,11 @@ type Stats struct {
 	// Duplicates: messages received again after being seen.
 	// Stale: messages of an incarnation forgotten or superseded.
 	// Skipped: sequence numbers given up on as a Window overflowed.
+	// Expired: messages older than RetainTicks when they arrived.
+	// Refused: messages of a new origin while MaxOrigins are tracked
+	// and none can be forgotten yet.
 	// Invalid: messages with a bad field (payload too large, say).
-	Delivered, Duplicates, Stale, Skipped, Invalid uint64
+	Delivered, Duplicates, Stale, Skipped, Expired, Refused, Invalid uint64
 }
 
 // retainedOverhead is what one retained message costs beyond its payload
@@ -78,7 +81,7 @@ type origin struct {
 	// their messages are refused, so they are never delivered twice.
 	floor   uint64
 	streams map[uint64]*stream // by epoch, at most MaxEpochs
-	active  uint64             // tick of the last new message
+	active  uint64             // tick of the last message accepted
 }
 
 // stream is what a Core has seen of one origin's incarnation: every Seq
@@ -90,11 +93,15 @@ type stream struct {
 	nseen     int
 }
 
+// entry is a retained message; d.Age is its age when it arrived at tick.
 type entry struct {
 	d    Data
 	tick uint64
 	size int
 }
+
+// age is e's age now.
+func (c *Core) age(e *entry) uint64 { return e.d.Age + (c.tick - e.tick) }
 
 // NewCore returns a Core for node self in its incarnation epoch (a number
 // greater than any earlier incarnation of self used: the driver takes
@@ -112,7 +119,10 @@ func NewCore(self string, epoch uint64, cfg Config, rng *rand.Rand) (*Core, erro
 	if rng == nil {
 		return nil, errors.New("epidemic-broadcast: no random source")
 	}
-	return &Core{cfg: cfg, self: self, epoch: epoch, rng: rng, origins: map[string]*origin{}}, nil
+	c := &Core{cfg: cfg, self: self, epoch: epoch, rng: rng, origins: map[string]*origin{}}
+	// Our own origin is there from the start, so it is never refused.
+	c.origins[self] = &origin{streams: map[uint64]*stream{}}
+	return c, nil
 }
 
 // SetPeers replaces the addresses gossip and digests go to: the alive
@@ -133,9 +143,8 @@ func (c *Core) Broadcast(payload []byte) (Ready, error) {
 	d := Data{Origin: c.self, Epoch: c.epoch, Seq: c.seq, Payload: slices.Clone(payload)}
 	var rd Ready
 	if !c.accept(d) {
-		// Only if our own origin was forgotten while we run, which needs
-		// more than MaxOrigins others to be more recently active.
-		return rd, errors.New("epidemic-broadcast: own incarnation forgotten (MaxOrigins too small)")
+		// Only after a restart that reused this epoch: a clock gone back.
+		return rd, errors.New("epidemic-broadcast: own incarnation refused: an earlier one used the same epoch")
 	}
 	c.retain(d)
 	rd.Deliver = append(rd.Deliver, protocols.Delivery{From: d.Origin, Payload: d.Payload})
@@ -153,6 +162,12 @@ func (c *Core) Step(from string, m Message) Ready {
 		for _, d := range m.Data {
 			if d.Origin == "" || len(d.Origin) > maxOriginLen || d.Epoch == 0 || d.Seq == 0 || len(d.Payload) > c.cfg.MaxPayload {
 				c.stats.Invalid++
+				continue
+			}
+			if d.Age > uint64(c.cfg.RetainTicks) {
+				// Evicted everywhere by now, or about to be: taking it
+				// could deliver it twice, after its origin was forgotten.
+				c.stats.Expired++
 				continue
 			}
 			if !c.accept(d) {
@@ -273,8 +288,9 @@ func (c *Core) pick(k int, not string) []string {
 func (c *Core) accept(d Data) bool {
 	o := c.origins[d.Origin]
 	if o == nil {
-		if len(c.origins) >= c.cfg.MaxOrigins {
-			c.forgetOrigin()
+		if len(c.origins) >= c.cfg.MaxOrigins && !c.forgetOrigin() {
+			c.stats.Refused++
+			return false
 		}
 		o = &origin{streams: map[uint64]*stream{}}
 		c.origins[d.Origin] = o
@@ -306,15 +322,17 @@ func (c *Core) accept(d Data) bool {
 		return false
 	}
 	c.stats.Skipped += s.mark(d.Seq, c.cfg.Window)
-	o.active = c.tick + 1 // +1 so that a just-created origin is never "inactive since 0"
+	o.active = c.tick
 	return true
 }
 
-// forgetOrigin drops the least recently active origin other than self
-// (ties broken by ID, so replays stay exact). Its messages still retained
-// anywhere would be delivered again if they came back, which needs
-// MaxOrigins other origins to have been active since its last message.
-func (c *Core) forgetOrigin() {
+// forgetOrigin drops the least recently active origin (ties broken by
+// ID, so replays stay exact), if it has been silent for more than
+// 2*RetainTicks: every message of it that this node accepted was then
+// at least RetainTicks old (ages only grow), expired on every node, and
+// is refused if it comes back, so forgetting it can never deliver
+// anything twice. It reports whether it dropped one.
+func (c *Core) forgetOrigin() bool {
 	var victim string
 	var at uint64
 	for id, o := range c.origins {
@@ -325,7 +343,11 @@ func (c *Core) forgetOrigin() {
 			victim, at = id, o.active
 		}
 	}
+	if victim == "" || c.tick-at <= 2*uint64(c.cfg.RetainTicks) {
+		return false
+	}
 	delete(c.origins, victim)
+	return true
 }
 
 // has reports whether seq is seen.
@@ -407,7 +429,7 @@ func (c *Core) evict() {
 	for c.head < len(c.retained) {
 		e := &c.retained[c.head]
 		n := len(c.retained) - c.head
-		if n <= c.cfg.MaxRetained && c.bytes <= c.cfg.MaxRetainedBytes && c.tick-e.tick <= uint64(c.cfg.RetainTicks) {
+		if n <= c.cfg.MaxRetained && c.bytes <= c.cfg.MaxRetainedBytes && c.age(e) <= uint64(c.cfg.RetainTicks) {
 			break
 		}
 		c.bytes -= e.size
@@ -443,7 +465,11 @@ func (c *Core) repair(rd *Ready, to string, dg []StreamDigest) {
 	}
 	var batch []Data
 	size := 3 + 2*uvarintLen(uint64(len(c.retained)))
-	for _, e := range c.retained[c.head:] {
+	for i := c.head; i < len(c.retained); i++ {
+		e := &c.retained[i]
+		if c.age(e) > uint64(c.cfg.RetainTicks) {
+			continue // evicted in arrival order, so older ones may linger
+		}
 		if sd := has[key{e.d.Origin, e.d.Epoch}]; sd != nil {
 			if e.d.Seq <= sd.Watermark {
 				continue
@@ -452,12 +478,14 @@ func (c *Core) repair(rd *Ready, to string, dg []StreamDigest) {
 				continue
 			}
 		}
-		n := dataLen(e.d)
+		d := e.d
+		d.Age = c.age(e)
+		n := dataLen(d)
 		if size+n > c.cfg.MaxBatchBytes {
 			break
 		}
 		size += n
-		batch = append(batch, e.d)
+		batch = append(batch, d)
 	}
 	if len(batch) > 0 {
 		rd.Send = append(rd.Send, Envelope{To: to, Msg: Message{Kind: KindRepair, Data: batch}})

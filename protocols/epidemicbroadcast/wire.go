@@ -47,11 +47,14 @@ func (k Kind) String() string {
 
 // Data is one broadcast message. (Origin, Epoch, Seq) names it: Epoch is
 // the origin's incarnation (new at each Start, increasing), Seq numbers
-// its broadcasts 1, 2, 3, ... within the incarnation.
+// its broadcasts 1, 2, 3, ... within the incarnation. Age is how many
+// ticks it has spent on the nodes it passed through since it was
+// broadcast; past RetainTicks it is expired everywhere.
 type Data struct {
 	Origin  string
 	Epoch   uint64
 	Seq     uint64
+	Age     uint64
 	Payload []byte
 }
 
@@ -78,13 +81,13 @@ const (
 	maxOriginLen = 255
 	// maxDataOverhead bounds the encoding of one Data beyond its payload,
 	// plus the frame header.
-	maxDataOverhead = 3 + maxOriginLen + 3*binary.MaxVarintLen64 + 2 + binary.MaxVarintLen64
+	maxDataOverhead = 3 + maxOriginLen + 4*binary.MaxVarintLen64 + 2 + binary.MaxVarintLen64
 	// maxDigestAbove is how many out-of-order Seqs a digest lists per
 	// stream; past that the other side may send a few messages twice.
 	maxDigestAbove = 32
 	// minDataLen and minDigestLen are the smallest encodings of one item,
 	// so a count read off the wire can be checked against what is left.
-	minDataLen   = 5
+	minDataLen   = 6
 	minDigestLen = 5
 	// maxDatagram is what the network carries in one datagram.
 	maxDatagram = network.MaxDatagram
@@ -106,6 +109,7 @@ func encode(dst []byte, m Message) []byte {
 			dst = appendString(dst, d.Origin)
 			dst = binary.AppendUvarint(dst, d.Epoch)
 			dst = binary.AppendUvarint(dst, d.Seq)
+			dst = binary.AppendUvarint(dst, d.Age)
 			dst = binary.AppendUvarint(dst, uint64(len(d.Payload)))
 			dst = append(dst, d.Payload...)
 		}
@@ -128,7 +132,7 @@ func encode(dst []byte, m Message) []byte {
 
 // dataLen is the encoded size of d within a message.
 func dataLen(d Data) int {
-	return 1 + len(d.Origin) + uvarintLen(d.Epoch) + uvarintLen(d.Seq) +
+	return 1 + len(d.Origin) + uvarintLen(d.Epoch) + uvarintLen(d.Seq) + uvarintLen(d.Age) +
 		uvarintLen(uint64(len(d.Payload))) + len(d.Payload)
 }
 
@@ -164,7 +168,7 @@ func decode(b []byte) (Message, error) {
 		n := r.count(minDataLen)
 		m.Data = make([]Data, 0, n)
 		for range n {
-			d := Data{Origin: r.origin(), Epoch: r.uvarint(), Seq: r.uvarint()}
+			d := Data{Origin: r.origin(), Epoch: r.uvarint(), Seq: r.uvarint(), Age: r.uvarint()}
 			d.Payload = r.bytes()
 			if r.err == nil && (d.Epoch == 0 || d.Seq == 0) {
 				r.err = errors.New("epoch and seq must be positive")
@@ -243,6 +247,12 @@ func (r *reader) uvarint() uint64 {
 	v, n := binary.Uvarint(r.b[r.off:])
 	if n <= 0 {
 		r.err = errors.New("bad varint")
+		return 0
+	}
+	if n != uvarintLen(v) {
+		// One encoding per message, so a datagram cannot be varied
+		// without changing what it says.
+		r.err = errors.New("overlong varint")
 		return 0
 	}
 	r.off += n
