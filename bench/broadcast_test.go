@@ -183,10 +183,12 @@ func (n *rawNode) NotifyMsg(b []byte) {
 	}
 }
 
-func (n *rawNode) NodeMeta(int) []byte                       { return nil }
-func (n *rawNode) GetBroadcasts(overhead, limit int) [][]byte { return n.queue.GetBroadcasts(overhead, limit) }
-func (n *rawNode) LocalState(bool) []byte                     { return nil }
-func (n *rawNode) MergeRemoteState([]byte, bool)              {}
+func (n *rawNode) NodeMeta(int) []byte { return nil }
+func (n *rawNode) GetBroadcasts(overhead, limit int) [][]byte {
+	return n.queue.GetBroadcasts(overhead, limit)
+}
+func (n *rawNode) LocalState(bool) []byte        { return nil }
+func (n *rawNode) MergeRemoteState([]byte, bool) {}
 
 func (n *rawNode) NotifyJoin(*memberlist.Node) {
 	n.mu.Lock()
