@@ -28,8 +28,8 @@
 //     both ways in one round trip, and a partition's two sides, or a node
 //     back from a crash, converge after the heal.
 //  3. Exactly once. A message is delivered only if its seq is not yet
-//     seen in its stream, so duplicated, reordered or repaired copies
-//     change nothing. A restarted node is a new incarnation with empty
+//     seen in its stream (the watermark, or a bit in the window above
+//     it), so duplicated, reordered or repaired copies change nothing. A restarted node is a new incarnation with empty
 //     state: it delivers, once, every message still retained anywhere,
 //     including the ones its previous incarnation delivered (the layers
 //     above restart with it).
@@ -67,12 +67,27 @@
 //
 // With DefaultConfig that is about 16 MiB of retained payload, under
 // 3 MiB of seen state and at most 64 MiB of unread deliveries, however
-// many messages pass through. The costs of the bounds: a message evicted
-// everywhere before a node could fetch it is lost to that node (counted in
-// Stats.Skipped once the node's window moves past it); a forgotten origin
-// (more than MaxOrigins others active since its last message) could have
-// a still-retained message delivered again; a node more than MaxEpochs
-// restarts behind refuses its oldest incarnations' messages.
+// many messages pass through (TestSimMemoryBound100k checks the bounds at
+// every step of 100,000 messages, and that the live heap does not grow).
+//
+// What the bounds cost, and why none of it can deliver a message twice:
+//
+//   - Every message carries its age, the ticks it has spent on the nodes
+//     it passed through; nodes evict it past RetainTicks and refuse it on
+//     arrival past that (Stats.Expired). So a message lives at most about
+//     RetainTicks in the whole group, however often it is repaired, as
+//     long as nodes tick at the same rate (a suspended node does not age
+//     what it holds).
+//   - A message evicted everywhere before a node fetched it is lost to
+//     that node; once the node's window moves past it, it is counted in
+//     Stats.Skipped.
+//   - An origin is forgotten only after more than 2*RetainTicks without a
+//     message accepted from it, when all its messages are expired
+//     everywhere; while MaxOrigins origins are tracked and none is that
+//     silent, messages of a new origin are refused (Stats.Refused) and
+//     fetched again later.
+//   - Of one origin's incarnations only the MaxEpochs newest are tracked;
+//     messages of older ones are refused (Stats.Stale).
 //
 // # Lifecycle
 //
