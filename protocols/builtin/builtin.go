@@ -7,6 +7,7 @@ package builtin
 import (
 	_ "github.com/rime-dev/rime/protocols/checkpointedchannel"
 	_ "github.com/rime-dev/rime/protocols/durablestorage"
+	_ "github.com/rime-dev/rime/protocols/epidemicbroadcast"
 	_ "github.com/rime-dev/rime/protocols/raft"
 	_ "github.com/rime-dev/rime/protocols/swim"
 	_ "github.com/rime-dev/rime/protocols/tcpmtls"
