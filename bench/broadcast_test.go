@@ -108,8 +108,6 @@ func summarize(rounds [][]time.Duration, missed int) dissemination {
 	return d
 }
 
-func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
 func BenchmarkBroadcast50(b *testing.B) {
 	raw := startRawMemberlist(b)
 	rime := startRimeBroadcast(b)
