@@ -147,7 +147,7 @@ func BenchmarkBroadcast50(b *testing.B) {
 
 // ---- raw memberlist ----
 
-type rawCluster struct {
+type rawMemberlist struct {
 	nodes    []*rawNode
 	arrivals chan arrival
 }
@@ -208,10 +208,10 @@ func (rawBroadcast) Finished()                             {}
 // startRawMemberlist starts 50 memberlists on loopback ports below the
 // kernel's range for outgoing connections, all joining the first, and
 // waits until each sees all 50.
-func startRawMemberlist(b *testing.B) *rawCluster {
+func startRawMemberlist(b *testing.B) *rawMemberlist {
 	b.Helper()
 	t0 := time.Now()
-	c := &rawCluster{arrivals: make(chan arrival, 4*bcastNodes)}
+	c := &rawMemberlist{arrivals: make(chan arrival, 4*bcastNodes)}
 	base := 20000 + rand.IntN(10000-bcastNodes)
 	for i := range bcastNodes {
 		n := &rawNode{idx: i, arrivals: c.arrivals, joined: make(chan struct{}), seen: map[string]bool{}}
@@ -260,7 +260,7 @@ func startRawMemberlist(b *testing.B) *rawCluster {
 	return c
 }
 
-func (c *rawCluster) broadcast(round, sender int) ([]time.Duration, int) {
+func (c *rawMemberlist) broadcast(round, sender int) ([]time.Duration, int) {
 	msg := []byte(fmt.Sprintf("bcast-%d", round))
 	n := c.nodes[sender]
 	start := time.Now()
