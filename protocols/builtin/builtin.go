@@ -5,6 +5,7 @@
 package builtin
 
 import (
+	_ "github.com/rime-dev/rime/protocols/causalbroadcast"
 	_ "github.com/rime-dev/rime/protocols/checkpointedchannel"
 	_ "github.com/rime-dev/rime/protocols/durablestorage"
 	_ "github.com/rime-dev/rime/protocols/raft"
