@@ -2,9 +2,12 @@ package crdtreplication_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
+	"github.com/rime-dev/rime/crdt"
+	"github.com/rime-dev/rime/protocols"
 	"github.com/rime-dev/rime/verify/check"
 )
 
@@ -184,4 +187,41 @@ func TestOfflineSubmitsSurviveRestartAndFlowOut(t *testing.T) {
 		c.ws[i].waitHas(ctx, queued)
 	}
 	c.checkConverged([]int{0, 1, 2})
+}
+
+// The convergent channel's session contract: Initialize first, Sync
+// returns once this session has the node's own submits, a checkpoint
+// ahead of the stream is refused, and an operation of another type
+// disconnects the session instead of being dropped.
+func TestChannelSessionContract(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c := startCluster(ctx, t, 2, stackPlan("causal", 2), fastReplication(), 5)
+	v := c.ws[0].submit(ctx, 8)
+	seq, err := c.ws[0].sess.Sync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.ws[0].mu.Lock()
+	got := c.ws[0].have[v]
+	c.ws[0].mu.Unlock()
+	if !got || seq < 1 {
+		t.Fatalf("Sync returned %d before the session had its own submit (has it: %v)", seq, got)
+	}
+	if err := c.ws[0].sess.Checkpoint(seq+1, nil); err == nil {
+		t.Fatal("a checkpoint ahead of the stream was accepted")
+	}
+	if err := c.ws[0].sess.Checkpoint(seq, nil); err != nil {
+		t.Fatal(err)
+	}
+	bad, _ := crdt.MarshalOp(crdt.CounterAdd{Delta: 1}) // the class is a log
+	if err := c.ws[0].sess.Submit(ctx, bad); !errors.Is(err, protocols.ErrRefused) {
+		t.Fatalf("submit of a counter op to a log: %v, want ErrRefused", err)
+	}
+	if !errors.Is(c.ws[0].sess.Err(), protocols.ErrDisconnected) {
+		t.Fatalf("session after a refused op: %v, want disconnected", c.ws[0].sess.Err())
+	}
+	if err := c.ws[0].sess.Submit(ctx, bad); err == nil {
+		t.Fatal("submit on a disconnected session succeeded")
+	}
 }
