@@ -84,8 +84,16 @@ type Membership interface {
 
 // Delivery is one broadcast message as delivered.
 type Delivery struct {
+	// From names the sender. A broadcast that numbers each sender's
+	// messages (Seq > 0) names the sender as it numbers them: causal
+	// broadcast uses the node's ID and an incarnation ("id.inc"), so
+	// that a node that restarts never reuses a number.
 	From    string
 	Payload []byte
+	// Seq is the message's number among From's messages (1, 2, 3, ...)
+	// for broadcasts that number them, 0 for those that do not. It is
+	// what CatchUp takes back.
+	Seq uint64
 }
 
 // Broadcast ("broadcast") sends a message to every member.
@@ -93,6 +101,22 @@ type Broadcast interface {
 	Layer
 	Broadcast(ctx context.Context, payload []byte) error
 	Deliveries() <-chan Delivery
+}
+
+// CatchUp is implemented by broadcasts that hold a message back until
+// its causes are delivered (causal broadcast). A layer above that
+// repairs its state by its own anti-entropy (crdt-replication) uses it
+// so that the two repairs do not both send what a node missed:
+//
+//  1. DelegateRepair, before Start: the broadcast stops resending
+//     missed messages itself;
+//  2. CaughtUp(v) whenever the layer above holds the effects of every
+//     message v covers (v maps Delivery.From to a Seq): the broadcast
+//     counts them as delivered, never delivers them, and delivers what
+//     waited for them.
+type CatchUp interface {
+	DelegateRepair()
+	CaughtUp(v map[string]uint64)
 }
 
 // Entry is one committed log entry. Seq numbers the log's data entries
@@ -133,6 +157,33 @@ type Follower interface {
 	// Next blocks until the next entry is committed on this replica.
 	Next(ctx context.Context) (Entry, error)
 	Close()
+}
+
+// Replica ("replica", "local-replica") is a node's own replica of a
+// class's convergent state (crdt-replication), as a channel uses it.
+// Updates are numbered on each node: Entry.Seq 1, 2, 3, ... in the order
+// they became visible there (a causal order when the replica is causal),
+// and an Entry's Data is a delta in package crdt's encoding. Follow and
+// Follower are as for Log, without compaction through the log: Snapshot
+// is the replica's own visible state.
+type Replica interface {
+	Layer
+	// Apply performs op (crdt.MarshalOp's encoding) on the local replica
+	// and returns once it is on this node's disk. It becomes visible (in
+	// Follow) once acknowledged: durable on as many nodes as the layer
+	// promises. An op the replica's type refuses is an error wrapping
+	// ErrRefused.
+	Apply(ctx context.Context, op []byte) error
+	// Snapshot is the visible state (crdt encoding) and the Seq of the
+	// last update in it.
+	Snapshot() (seq uint64, state []byte)
+	// Follow returns the visible updates from Seq from on, in order;
+	// ErrCompacted if from is no longer kept.
+	Follow(from uint64) Follower
+	// Seen returns, once visible, the Seq of the last update this
+	// replica held when Seen was called (its own applied updates
+	// included, so Seen waits for their acknowledgement).
+	Seen(ctx context.Context) (uint64, error)
 }
 
 // Store ("store") is a node's durable, versioned key-value storage.
@@ -226,6 +277,9 @@ var (
 	ErrDisconnected = errors.New("channel: disconnected")
 	// ErrClosed: the layer was closed.
 	ErrClosed = errors.New("layer closed")
+	// ErrRefused: an update the layer cannot apply (malformed, or an
+	// operation of another type).
+	ErrRefused = errors.New("update refused")
 )
 
 // Reporter is implemented by layers that have something to show in a

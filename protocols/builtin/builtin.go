@@ -5,7 +5,10 @@
 package builtin
 
 import (
+	_ "github.com/rime-dev/rime/protocols/causalbroadcast"
 	_ "github.com/rime-dev/rime/protocols/checkpointedchannel"
+	_ "github.com/rime-dev/rime/protocols/convergentchannel"
+	_ "github.com/rime-dev/rime/protocols/crdtreplication"
 	_ "github.com/rime-dev/rime/protocols/durablestorage"
 	_ "github.com/rime-dev/rime/protocols/epidemicbroadcast"
 	_ "github.com/rime-dev/rime/protocols/raft"
