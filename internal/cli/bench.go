@@ -3,10 +3,12 @@ package cli
 import (
 	"context"
 	"fmt"
+	"github.com/rime-dev/rime/verify"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -100,6 +102,11 @@ func runBench(ctx context.Context, o benchOptions, out, errOut io.Writer) error 
 	p, classes, err := deployable(e, app, []string{o.class}, errOut)
 	if err != nil {
 		return err
+	}
+	// The workload counts an update delivered when its bytes arrive in
+	// every node's stream, which is a total-order channel's contract.
+	if err := verify.Supported(p, o.class); err != nil {
+		return &exitError{ExitUnsatisfiable, fmt.Errorf("rime bench: %v", strings.Replace(err.Error(), "verify's workload", "the benchmark", 1))}
 	}
 	// Progress and status go to stdout as text, to stderr with json, so
 	// that stdout is exactly the result.

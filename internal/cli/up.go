@@ -265,28 +265,26 @@ func statusLoop(ctx context.Context, nodes []*node.Node, classes []string, forma
 		line := map[string]any{"t": time.Since(began).Round(time.Second).String()}
 		var parts []string
 		for _, c := range classes {
-			members := 0
-			if m, ok := node.Layer[protocols.Membership](nodes[0], c); ok {
-				for _, mem := range m.Members() {
-					if mem.State == protocols.MemberAlive {
-						members++
-					}
-				}
+			rctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+			st, _ := nodes[0].Report(rctx, c)
+			cancel()
+			if st == nil {
+				st = map[string]any{}
 			}
-			st := map[string]any{"members": members}
-			if r, ok := node.Layer[protocols.Reporter](nodes[0], c); ok {
-				rctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
-				rep, _ := r.Report(rctx)
-				cancel()
-				for k, v := range rep {
-					st[k] = v
-				}
-			}
+			members := st["members"]
 			seq := toFloat(st["seq"])
 			st["per_sec"] = seq - last[c]
 			last[c] = seq
 			line[c] = st
-			parts = append(parts, fmt.Sprintf("%s: members %d, leader %v (term %v), %v updates, %v/s", c, members, short(st["leader"]), st["term"], st["seq"], st["per_sec"]))
+			if _, ok := st["replica_visible"]; ok {
+				// An available class has no leader: each node keeps a
+				// replica; show this node's.
+				st["per_sec"] = toFloat(st["replica_visible"]) - last[c+"/replica"]
+				last[c+"/replica"] = toFloat(st["replica_visible"])
+				parts = append(parts, fmt.Sprintf("%s: members %v, replica %v updates visible, %v pending, %v/s", c, members, st["replica_visible"], st["replica_pending"], st["per_sec"]))
+			} else {
+				parts = append(parts, fmt.Sprintf("%s: members %v, leader %v (term %v), %v updates, %v/s", c, members, short(st["leader"]), st["term"], st["seq"], st["per_sec"]))
+			}
 		}
 		if format == "json" {
 			b, _ := json.Marshal(line)

@@ -119,6 +119,21 @@ func runVerify(ctx context.Context, files []string, o verifyOptions, out, errOut
 	if err != nil {
 		return err
 	}
+	var supported []string
+	for _, c := range classes {
+		if err := verify.Supported(p, c); err != nil {
+			if len(o.classes) > 0 {
+				return &exitError{ExitUnsatisfiable, fmt.Errorf("rime verify: %v", err)}
+			}
+			fmt.Fprintf(notes, "class %s: not verified: %v\n", c, err)
+			continue
+		}
+		supported = append(supported, c)
+	}
+	if len(supported) == 0 {
+		return &exitError{ExitUnsatisfiable, fmt.Errorf("rime verify: no class of %s can be verified yet", app.Name)}
+	}
+	classes = supported
 	progress := func(format string, args ...any) {
 		fmt.Fprintf(errOut, "verify: "+format+"\n", args...)
 	}
