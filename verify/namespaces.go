@@ -3,6 +3,7 @@ package verify
 import (
 	"context"
 	"fmt"
+	"github.com/rime-dev/rime/engine"
 	"math/rand/v2"
 	"os"
 	"sync"
@@ -91,6 +92,11 @@ func RunNamespaces(ctx context.Context, cfg NamespacesConfig) (*ClassReport, err
 	return rep, nil
 }
 
+func (cfg NamespacesConfig) classPlan() engine.ClassPlan {
+	cp, _ := classPlan(cfg.Plan, cfg.Class)
+	return cp
+}
+
 func runNamespaceSchedule(ctx context.Context, cfg NamespacesConfig, seed uint64, partitions bool) (check.History, check.Result, error) {
 	dir, err := os.MkdirTemp("", "rime-verify-netns-")
 	if err != nil {
@@ -108,6 +114,9 @@ func runNamespaceSchedule(ctx context.Context, cfg NamespacesConfig, seed uint64
 		return check.History{}, check.Result{}, err
 	}
 	defer c.Close()
+	if err := c.WaitVoters(sctx, 0, cfg.Class, replicaCount(cfg.classPlan())); err != nil {
+		return check.History{}, check.Result{}, err
+	}
 
 	rec := workload.NewRecorder(cfg.Class)
 	wctx, stop := context.WithCancel(ctx)

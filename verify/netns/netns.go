@@ -93,6 +93,7 @@ type proc struct {
 	ready        Ready
 	stderr       bytes.Buffer
 	done         chan error
+	lines        chan string // stdout after the ready line
 }
 
 func run(args ...string) error {
@@ -127,7 +128,7 @@ func Start(ctx context.Context, cfg Config) (c *Cluster, err error) {
 		return nil, err
 	}
 	for i := range cfg.NodeClasses {
-		p := &proc{ns: fmt.Sprintf("%s-n%d", cfg.Prefix, i), veth: fmt.Sprintf("%sv%d", cfg.Prefix, i), ip: fmt.Sprintf("%s.%d", cfg.Subnet, i+1), done: make(chan error, 1)}
+		p := &proc{ns: fmt.Sprintf("%s-n%d", cfg.Prefix, i), veth: fmt.Sprintf("%sv%d", cfg.Prefix, i), ip: fmt.Sprintf("%s.%d", cfg.Subnet, i+1), done: make(chan error, 1), lines: make(chan string, 256)}
 		c.nodes = append(c.nodes, p)
 		for _, args := range [][]string{
 			{"ip", "netns", "add", p.ns},
@@ -180,10 +181,14 @@ func (c *Cluster) startNode(ctx context.Context, i int, extra []string) error {
 	first := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
-		for sc.Scan() {
+		for n := 0; sc.Scan(); n++ {
+			line := first
+			if n > 0 {
+				line = p.lines
+			}
 			select {
-			case first <- sc.Text():
-			default: // status lines after the first are not needed here
+			case line <- sc.Text():
+			default: // nobody reads status lines now: never block the node
 			}
 		}
 	}()
@@ -198,6 +203,29 @@ func (c *Cluster) startNode(ctx context.Context, i int, extra []string) error {
 		return fmt.Errorf("netns: node %d exited before it was ready: %v\n%s", i, err, p.stderr.String())
 	case <-ctx.Done():
 		return fmt.Errorf("netns: node %d not ready: %w\n%s", i, ctx.Err(), p.stderr.String())
+	}
+}
+
+// WaitVoters waits until node i reports class's shard with voters
+// voters (its status lines), so faults start on a formed cluster.
+func (c *Cluster) WaitVoters(ctx context.Context, i int, class string, voters int) error {
+	p := c.nodes[i]
+	for {
+		select {
+		case line := <-p.lines:
+			var st struct {
+				Event, Class string
+				Voters       int
+			}
+			if json.Unmarshal([]byte(line), &st) == nil && st.Event == "status" && st.Class == class && st.Voters >= voters {
+				return nil
+			}
+		case err := <-p.done:
+			p.done <- err
+			return fmt.Errorf("netns: node %d exited: %v\n%s", i, err, p.stderr.String())
+		case <-ctx.Done():
+			return fmt.Errorf("netns: node %d never reported %d voters for %s: %w", i, voters, class, ctx.Err())
+		}
 	}
 }
 

@@ -46,6 +46,9 @@ func TestThreeNamespacesWithAPartition(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	if err := c.WaitVoters(ctx, 0, "document", 3); err != nil {
+		t.Fatal(err)
+	}
 
 	rec := workload.NewRecorder("document")
 	wctx, stop := context.WithCancel(ctx)
