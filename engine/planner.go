@@ -26,29 +26,38 @@ type run struct {
 	ctx      *cue.Context
 	app      *spec.App
 	assumed  map[string]*assumed
-	bases    map[string]valErr
+	specs    map[string]cue.Value
+	checker  *spec.InstanceChecker
 	cands    map[string]candResult
 	rules    map[string]ruleResult
 	goals    map[string]goalResult
 	finished map[string]finished
-	values   map[string]cue.Value
-	ints     map[string][]int64
-	bounds   map[string]float64
+	values   map[string]valErr
+	// failed marks the protocol|class keys for which an instance failed
+	// once concrete or an integer parameter had no feasible value;
+	// schemaBase holds their inputs' errors closed against #Protocol.
+	failed     map[string]bool
+	schemaBase map[string]error
+	ints       map[string][]int64
+	bounds     map[string]float64
 }
 
 // Plan plans every class and computation of app.
 func (p *Planner) Plan(app *spec.App) *Plan {
 	r := &run{
 		Planner: p, ctx: p.l.Context(), app: app,
-		assumed:  map[string]*assumed{},
-		bases:    map[string]valErr{},
-		cands:    map[string]candResult{},
-		rules:    map[string]ruleResult{},
-		goals:    map[string]goalResult{},
-		finished: map[string]finished{},
-		values:   map[string]cue.Value{},
-		ints:     map[string][]int64{},
-		bounds:   map[string]float64{},
+		assumed:    map[string]*assumed{},
+		specs:      map[string]cue.Value{},
+		checker:    p.l.NewInstanceChecker(),
+		cands:      map[string]candResult{},
+		rules:      map[string]ruleResult{},
+		goals:      map[string]goalResult{},
+		finished:   map[string]finished{},
+		values:     map[string]valErr{},
+		failed:     map[string]bool{},
+		schemaBase: map[string]error{},
+		ints:       map[string][]int64{},
+		bounds:     map[string]float64{},
 	}
 	out := &Plan{App: app.Name, Group: app.Group, Classes: []ClassPlan{}}
 	for _, c := range app.Classes {

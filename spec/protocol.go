@@ -47,7 +47,8 @@ type Protocol struct {
 	// Written is the spec file as written, before it is closed against
 	// #Protocol: positions are looked up here, since a value derived from
 	// an input (durability: class.durability) reports the schema's
-	// position once unified.
+	// position once unified. The planner instantiates it, and checks what
+	// each instance computes with an InstanceChecker.
 	Written cue.Value `json:"-"`
 }
 
@@ -141,6 +142,84 @@ func (l *Loader) LoadProtocol(name string, src []byte) (*Protocol, error) {
 	p.ClassFields, p.AllClass = classRefs(f)
 	p.MayRequire = requiredCapabilities(f)
 	return p, ds.Err()
+}
+
+// instanceFieldsOf lists the parts of an instance an InstanceChecker
+// checks.
+func instanceFieldsOf() []string { return []string{"guarantees", "requires", "cost"} }
+
+// InstanceChecker checks what concrete instances of specs computed from
+// their inputs (guarantees, requires, cost) against #Protocol. The load
+// checked each spec as written, but a value computed from the class or
+// the environment (durability: class.durability - 1) is known only once
+// they are filled. Checking a copy of these small parts as plain data is
+// far cheaper than evaluating every instance closed against #Protocol, and
+// many instances compute the same parts, so each distinct part is checked
+// once. A checker is for one planning run; it is not safe for concurrent
+// use.
+type InstanceChecker struct {
+	l    *Loader
+	seen map[string]error
+}
+
+// NewInstanceChecker returns a checker with nothing checked yet.
+func (l *Loader) NewInstanceChecker() *InstanceChecker {
+	return &InstanceChecker{l: l, seen: map[string]error{}}
+}
+
+// Check checks v, an instance of a spec whose parts are concrete. A part
+// the spec leaves out is the schema's alone.
+func (c *InstanceChecker) Check(v cue.Value) error {
+	data := map[string]any{}
+	for _, f := range instanceFieldsOf() {
+		fv := v.LookupPath(cue.MakePath(cue.Str(f)))
+		if !fv.Exists() {
+			continue
+		}
+		var x any
+		if err := fv.Decode(&x); err != nil {
+			return err
+		}
+		data[f] = x
+	}
+	var key strings.Builder
+	writeKey(&key, data)
+	err, ok := c.seen[key.String()]
+	if !ok {
+		err = c.l.instanceSchema.Unify(c.l.ctx.Encode(data)).Validate(cue.Concrete(true))
+		c.seen[key.String()] = err
+	}
+	return err
+}
+
+// writeKey renders decoded CUE data canonically, map keys sorted and
+// every scalar tagged with its Go type, so that 2 and 2.0, which CUE
+// tells apart, get different keys.
+func writeKey(b *strings.Builder, x any) {
+	switch x := x.(type) {
+	case map[string]any:
+		ks := make([]string, 0, len(x))
+		for k := range x {
+			ks = append(ks, k)
+		}
+		sort.Strings(ks)
+		b.WriteByte('{')
+		for _, k := range ks {
+			fmt.Fprintf(b, "%q:", k)
+			writeKey(b, x[k])
+			b.WriteByte(',')
+		}
+		b.WriteByte('}')
+	case []any:
+		b.WriteByte('[')
+		for _, e := range x {
+			writeKey(b, e)
+			b.WriteByte(',')
+		}
+		b.WriteByte(']')
+	default:
+		fmt.Fprintf(b, "%T:%#v", x, x)
+	}
 }
 
 // assumptions flattens a pattern into its leaf fields, in written order.
