@@ -33,11 +33,8 @@ type Loader struct {
 	Weights        map[string]float64
 	Theorems       []Theorem
 
-	// instanceSchema is what an InstanceChecker checks: #Protocol's
-	// schema for the parts of an instantiated spec that depend on its
-	// inputs and that the planner reads, besides params (which it chooses
-	// itself among the values their constraints admit).
-	instanceSchema cue.Value
+	// check is what an InstanceChecker checks instances against.
+	check instanceSchema
 }
 
 // NewLoader compiles the embedded schema. It fails only if the schema
@@ -121,11 +118,7 @@ func (l *Loader) decodeSchema() error {
 	for it.Next() {
 		l.DimensionOrder = append(l.DimensionOrder, it.Selector().Unquoted())
 	}
-	fields := map[string]any{}
-	for _, f := range instanceFieldsOf() {
-		fields[f] = l.schema.LookupPath(cue.MakePath(cue.Def("#Protocol"), cue.Str(f)))
-	}
-	l.instanceSchema = l.ctx.Encode(fields)
+	l.check = newInstanceSchema(l.schema)
 	return l.decodeTheorems()
 }
 
