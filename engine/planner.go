@@ -60,8 +60,30 @@ func (p *Planner) Plan(app *spec.App) *Plan {
 		bounds:     map[string]float64{},
 	}
 	out := &Plan{App: app.Name, Group: app.Group, Classes: []ClassPlan{}}
-	for _, c := range app.Classes {
-		out.Classes = append(out.Classes, r.planData(c))
+	// Theorems are evaluated in as few CUE evaluations as the order of
+	// planning allows, each rule on every situation known by then (see
+	// evaluateRules): every class before its search, then every stack
+	// found and every weakening of the classes without one.
+	sits := make([]situation, len(app.Classes))
+	for i, c := range app.Classes {
+		sits[i] = situation{cls: r.dataInput(c.Requirement)}
+	}
+	r.evaluateRules(sits...)
+	outcomes := make([]outcome, len(app.Classes))
+	sits = sits[:0]
+	for i, c := range app.Classes {
+		outcomes[i] = r.attempt(r.dataInput(c.Requirement))
+		if o := outcomes[i]; o.sol != nil {
+			sits = append(sits, situation{o.cls, stackLayers(r.stackOf(o.sol))})
+		} else {
+			for _, w := range r.weakenings(c.Requirement) {
+				sits = append(sits, situation{cls: r.dataInput(w)})
+			}
+		}
+	}
+	r.evaluateRules(sits...)
+	for i, c := range app.Classes {
+		out.Classes = append(out.Classes, r.planData(c, outcomes[i]))
 	}
 	for _, c := range app.Compute {
 		out.Compute = append(out.Compute, r.planCompute(c))
@@ -113,6 +135,13 @@ type fired struct {
 	reason string
 }
 
+// situation is a class with the layers of a chosen stack (nil before the
+// search): what theorems are evaluated on.
+type situation struct {
+	cls    classInput
+	layers []string
+}
+
 // fire evaluates every theorem on a data class, with the layers of a
 // chosen stack (nil before the search). Each rule's result is kept under
 // the inputs it reads (spec.Theorem.Reads), so a rule is evaluated once
@@ -120,33 +149,109 @@ type fired struct {
 // (consistency, available), and so on. CUE evaluation is the planner's
 // main cost.
 func (r *run) fire(cls classInput, layers []string) []fired {
+	r.evaluateRules(situation{cls, layers})
+	var out []fired
+	for _, th := range r.l.Theorems {
+		if res := r.rules[th.Name+"|"+projection(th, cls, layers)]; res.fires {
+			out = append(out, fired{th: th, reason: res.reason})
+		}
+	}
+	return out
+}
+
+// evaluateRules evaluates, in one CUE evaluation, every rule on every
+// situation whose result is not known yet. A rule reads only the class
+// fields in its projection (and the stack if it reads it), so its result
+// is exactly a function of its key.
+func (r *run) evaluateRules(sits ...situation) {
+	items := map[string]any{}
+	var keys []string
+	for _, sit := range sits {
+		for _, th := range r.l.Theorems {
+			key := th.Name + "|" + projection(th, sit.cls, sit.layers)
+			if _, ok := r.rules[key]; ok {
+				continue
+			}
+			if _, ok := items[key]; ok {
+				continue
+			}
+			items[key] = map[string]any{"theorem": th.Name, "s": situationData(th, sit)}
+			keys = append(keys, key)
+		}
+	}
+	if len(keys) == 0 {
+		return
+	}
+	batch := r.l.RuleBatch().Unify(r.ctx.Encode(map[string]any{"batchEnv": r.app.FactsData, "batchIn": items}))
+	for _, key := range keys {
+		tv := batch.LookupPath(cue.MakePath(cue.Str("batchOut"), cue.Str(key)))
+		fires, err := tv.LookupPath(cue.MakePath(cue.Str("fires"))).Bool()
+		if err != nil {
+			// Evaluated alone, so that the reason names the rule's
+			// fields as the rule writes them.
+			item := items[key].(map[string]any)
+			r.rules[key] = r.evaluateRule(item["theorem"].(string), item["s"].(map[string]any))
+			continue
+		}
+		res := ruleResult{fires: fires}
+		if fires {
+			res.reason, _ = tv.LookupPath(cue.MakePath(cue.Str("reason"))).String()
+		}
+		r.rules[key] = res
+	}
+}
+
+// evaluateRule evaluates one rule on a situation.
+func (r *run) evaluateRule(name string, s map[string]any) ruleResult {
+	th := r.theorem(name)
+	in := map[string]any{"env": r.app.FactsData}
+	for k, v := range s {
+		in[k] = v
+	}
+	tv := r.l.Rules().LookupPath(cue.MakePath(cue.Str("theorems"), cue.Str(name))).
+		FillPath(cue.ParsePath("s"), in)
+	var res ruleResult
+	fires, err := tv.LookupPath(cue.ParsePath("fires")).Bool()
+	res.fires = err == nil && fires
+	if res.fires {
+		res.reason, _ = tv.LookupPath(cue.ParsePath("reason")).String()
+	}
+	if err != nil && th.Effect == spec.Forbid {
+		// A rule that cannot be decided must not pass silently: a
+		// forbid rule then blocks, with the evaluation error as its
+		// reason, so the broken rule shows in the plan.
+		res.fires, res.reason = true, "the rule could not be evaluated: "+firstLine(err)
+	}
+	return res
+}
+
+func (r *run) theorem(name string) spec.Theorem {
+	for _, th := range r.l.Theorems {
+		if th.Name == name {
+			return th
+		}
+	}
+	return spec.Theorem{}
+}
+
+// situationData is what a rule reads of a situation: the class fields
+// and the stack in its projection, or all of them when it reads the
+// situation as a whole. The environment is the plan's, filled once.
+func situationData(th spec.Theorem, sit situation) map[string]any {
+	layers := sit.layers
 	if layers == nil {
 		layers = []string{}
 	}
-	in := map[string]any{"class": cls.fields, "env": r.app.FactsData, "stack": map[string]any{"layers": layers}}
-	var out []fired
-	for _, th := range r.l.Theorems {
-		key := th.Name + "|" + projection(th, cls, layers)
-		res, ok := r.rules[key]
-		if !ok {
-			// Each rule has its own situation, so this evaluates one rule.
-			tv := r.l.Rules().LookupPath(cue.MakePath(cue.Str("theorems"), cue.Str(th.Name))).
-				FillPath(cue.ParsePath("s"), in)
-			fires, err := tv.LookupPath(cue.ParsePath("fires")).Bool()
-			res.fires = err == nil && fires
-			if res.fires {
-				res.reason, _ = tv.LookupPath(cue.ParsePath("reason")).String()
-			}
-			if err != nil && th.Effect == spec.Forbid {
-				// A rule that cannot be decided must not pass silently: a
-				// forbid rule then blocks, with the evaluation error as its
-				// reason, so the broken rule shows in the plan.
-				res.fires, res.reason = true, "the rule could not be evaluated: "+firstLine(err)
-			}
-			r.rules[key] = res
-		}
-		if res.fires {
-			out = append(out, fired{th: th, reason: res.reason})
+	if th.Reads == nil {
+		return map[string]any{"class": sit.cls.fields, "stack": map[string]any{"layers": layers}}
+	}
+	class := map[string]any{}
+	out := map[string]any{"class": class}
+	for _, f := range th.Reads {
+		if f == "stack" {
+			out["stack"] = map[string]any{"layers": layers}
+		} else if v, ok := sit.cls.fields[f]; ok {
+			class[f] = v
 		}
 	}
 	return out

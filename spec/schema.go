@@ -35,6 +35,8 @@ type Loader struct {
 
 	// check is what an InstanceChecker checks instances against.
 	check instanceSchema
+	// ruleBatch is what RuleBatch returns, compiled once.
+	ruleBatch cue.Value
 }
 
 // NewLoader compiles the embedded schema. It fails only if the schema
@@ -80,6 +82,14 @@ func (l *Loader) Schema() cue.Value { return l.schema }
 // Rules returns the theorem rules, with `s` still to be filled.
 func (l *Loader) Rules() cue.Value { return l.schema.LookupPath(cue.ParsePath("rules")) }
 
+// RuleBatch returns a value that evaluates many theorems on many
+// situations at once: fill batchEnv with the environment's facts and
+// batchIn with {theorem: NAME, s: {class: ..., stack: ...}} by key, and
+// read batchOut[key] as rules.theorems[NAME] with that situation.
+// Evaluating one rule costs CUE little more than setting up an
+// evaluation, so one evaluation of many is far cheaper than many.
+func (l *Loader) RuleBatch() cue.Value { return l.ruleBatch }
+
 // SchemaFiles returns the embedded schema sources by name, for tools that
 // evaluate them outside the loader (the benchmark's bare CUE baseline).
 func SchemaFiles() map[string][]byte {
@@ -119,6 +129,14 @@ func (l *Loader) decodeSchema() error {
 		l.DimensionOrder = append(l.DimensionOrder, it.Selector().Unquoted())
 	}
 	l.check = newInstanceSchema(l.schema)
+	l.ruleBatch = l.ctx.CompileString(`{
+	batchEnv: _
+	batchIn: [string]: {theorem: string, s: _}
+	batchOut: {for k, x in batchIn {(k): rules.theorems[x.theorem] & {s: x.s & {env: batchEnv}}}}
+}`, cue.Scope(l.schema))
+	if err := l.ruleBatch.Err(); err != nil {
+		return fmt.Errorf("rule batch: %w", err)
+	}
 	return l.decodeTheorems()
 }
 
