@@ -65,10 +65,16 @@ func (p *Planner) Plan(app *spec.App) *Plan {
 	// evaluateRules): every class before its search, then every stack
 	// found and every weakening of the classes without one.
 	sits := make([]situation, len(app.Classes))
+	classes := make([]classInput, 0, len(app.Classes)+len(app.Compute))
 	for i, c := range app.Classes {
 		sits[i] = situation{cls: r.dataInput(c.Requirement)}
+		classes = append(classes, sits[i].cls)
+	}
+	for _, c := range app.Compute {
+		classes = append(classes, r.computeInput(c))
 	}
 	r.evaluateRules(sits...)
+	r.evaluateGoals(classes...)
 	outcomes := make([]outcome, len(app.Classes))
 	sits = sits[:0]
 	for i, c := range app.Classes {
@@ -82,6 +88,13 @@ func (p *Planner) Plan(app *spec.App) *Plan {
 		}
 	}
 	r.evaluateRules(sits...)
+	classes = classes[:0]
+	for _, sit := range sits {
+		if sit.layers == nil {
+			classes = append(classes, sit.cls)
+		}
+	}
+	r.evaluateGoals(classes...)
 	for i, c := range app.Classes {
 		out.Classes = append(out.Classes, r.planData(c, outcomes[i]))
 	}
@@ -114,19 +127,60 @@ type goalResult struct {
 
 // rootGoal evaluates spec/cue/goals.cue for one class.
 func (r *run) rootGoal(cls classInput) goalResult {
-	key := cls.key()
-	if g, ok := r.goals[key]; ok {
-		return g
+	r.evaluateGoals(cls)
+	return r.goals[cls.key()]
+}
+
+// evaluateGoals evaluates, in one CUE evaluation, the goals of every
+// class whose goal is not known yet.
+func (r *run) evaluateGoals(classes ...classInput) {
+	items := map[string]any{}
+	todo := map[string]classInput{}
+	var keys []string
+	for _, cls := range classes {
+		key := cls.key()
+		if _, ok := r.goals[key]; ok {
+			continue
+		}
+		if _, ok := todo[key]; ok {
+			continue
+		}
+		items[key] = map[string]any{"kind": cls.kind, "class": cls.fields}
+		todo[key] = cls
+		keys = append(keys, key)
 	}
+	if len(keys) == 0 {
+		return
+	}
+	batch := r.l.GoalBatch().Unify(r.ctx.Encode(map[string]any{"batchIn": items}))
+	for _, key := range keys {
+		g, err := r.decodeGoal(batch.LookupPath(cue.MakePath(cue.Str("batchOut"), cue.Str(key))))
+		if err != nil {
+			// Evaluated alone, so that the error is worded as the goal
+			// writes it.
+			g = r.evaluateGoal(todo[key])
+		}
+		r.goals[key] = g
+	}
+}
+
+// evaluateGoal evaluates one class's goal.
+func (r *run) evaluateGoal(cls classInput) goalResult {
 	gv := r.l.Schema().LookupPath(cue.MakePath(cue.Str("goals"), cue.Str(cls.kind))).
 		FillPath(cue.ParsePath("class"), cls.fields)
-	var g goalResult
-	g.capability, g.err = gv.LookupPath(cue.ParsePath("capability")).String()
-	if g.err == nil {
-		g.demand, g.err = r.decodeDemand(gv.LookupPath(cue.ParsePath("guarantees")))
-	}
-	r.goals[key] = g
+	g, err := r.decodeGoal(gv)
+	g.err = err
 	return g
+}
+
+func (r *run) decodeGoal(gv cue.Value) (goalResult, error) {
+	var g goalResult
+	var err error
+	if g.capability, err = gv.LookupPath(cue.ParsePath("capability")).String(); err != nil {
+		return g, err
+	}
+	g.demand, err = r.decodeDemand(gv.LookupPath(cue.ParsePath("guarantees")))
+	return g, err
 }
 
 // fired is a theorem that fires on a situation, with its reason.

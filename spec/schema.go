@@ -35,8 +35,9 @@ type Loader struct {
 
 	// check is what an InstanceChecker checks instances against.
 	check instanceSchema
-	// ruleBatch is what RuleBatch returns, compiled once.
-	ruleBatch cue.Value
+	// ruleBatch and goalBatch are what RuleBatch and GoalBatch return,
+	// compiled once.
+	ruleBatch, goalBatch cue.Value
 }
 
 // NewLoader compiles the embedded schema. It fails only if the schema
@@ -81,6 +82,11 @@ func (l *Loader) Schema() cue.Value { return l.schema }
 
 // Rules returns the theorem rules, with `s` still to be filled.
 func (l *Loader) Rules() cue.Value { return l.schema.LookupPath(cue.ParsePath("rules")) }
+
+// GoalBatch returns a value that evaluates the goals of many classes at
+// once: fill batchIn with {kind: "data" | "compute", class: ...} by key
+// and read batchOut[key] as goals[kind] with that class.
+func (l *Loader) GoalBatch() cue.Value { return l.goalBatch }
 
 // RuleBatch returns a value that evaluates many theorems on many
 // situations at once: fill batchEnv with the environment's facts and
@@ -136,6 +142,13 @@ func (l *Loader) decodeSchema() error {
 }`, cue.Scope(l.schema))
 	if err := l.ruleBatch.Err(); err != nil {
 		return fmt.Errorf("rule batch: %w", err)
+	}
+	l.goalBatch = l.ctx.CompileString(`{
+	batchIn: [string]: {kind: string, class: _}
+	batchOut: {for k, x in batchIn {(k): goals[x.kind] & {class: x.class}}}
+}`, cue.Scope(l.schema))
+	if err := l.goalBatch.Err(); err != nil {
+		return fmt.Errorf("goal batch: %w", err)
 	}
 	return l.decodeTheorems()
 }
