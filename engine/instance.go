@@ -374,10 +374,10 @@ func (r *run) finish(p *spec.Protocol, cls classInput, params map[string]any) (*
 	}
 	in := &instance{proto: p, params: params, value: v, costParts: map[string]float64{}}
 	var err error
-	if in.guarantees, err = r.decodeDemand(v.LookupPath(cue.ParsePath("guarantees"))); err != nil {
+	if in.guarantees, err = r.decodeDemand(v.LookupPath(spec.Path("guarantees"))); err != nil {
 		return nil, err
 	}
-	if in.requires, err = r.decodeRequires(v.LookupPath(cue.ParsePath("requires"))); err != nil {
+	if in.requires, err = r.decodeRequires(v.LookupPath(spec.Path("requires"))); err != nil {
 		return nil, err
 	}
 	for _, k := range []string{"rtt", "messages", "copies"} {
@@ -405,13 +405,13 @@ func (r *run) decodeRequires(v cue.Value) ([]requirement, error) {
 	for it.Next() {
 		rv := it.Value()
 		var req requirement
-		if req.Capability, err = rv.LookupPath(cue.ParsePath("capability")).String(); err != nil {
+		if req.Capability, err = rv.LookupPath(spec.Path("capability")).String(); err != nil {
 			return nil, err
 		}
-		if req.Demand, err = r.decodeDemand(rv.LookupPath(cue.ParsePath("guarantees"))); err != nil {
+		if req.Demand, err = r.decodeDemand(rv.LookupPath(spec.Path("guarantees"))); err != nil {
 			return nil, err
 		}
-		if w := rv.LookupPath(cue.ParsePath("why")); w.Exists() {
+		if w := rv.LookupPath(spec.Path("why")); w.Exists() {
 			req.Why, _ = w.String()
 		}
 		req.Pos = spec.PosOf(rv)

@@ -167,7 +167,7 @@ func (r *run) evaluateGoals(classes ...classInput) {
 // evaluateGoal evaluates one class's goal.
 func (r *run) evaluateGoal(cls classInput) goalResult {
 	gv := r.l.Schema().LookupPath(cue.MakePath(cue.Str("goals"), cue.Str(cls.kind))).
-		FillPath(cue.ParsePath("class"), cls.fields)
+		FillPath(spec.Path("class"), cls.fields)
 	g, err := r.decodeGoal(gv)
 	g.err = err
 	return g
@@ -176,10 +176,10 @@ func (r *run) evaluateGoal(cls classInput) goalResult {
 func (r *run) decodeGoal(gv cue.Value) (goalResult, error) {
 	var g goalResult
 	var err error
-	if g.capability, err = gv.LookupPath(cue.ParsePath("capability")).String(); err != nil {
+	if g.capability, err = gv.LookupPath(spec.Path("capability")).String(); err != nil {
 		return g, err
 	}
-	g.demand, err = r.decodeDemand(gv.LookupPath(cue.ParsePath("guarantees")))
+	g.demand, err = r.decodeDemand(gv.LookupPath(spec.Path("guarantees")))
 	return g, err
 }
 
@@ -263,12 +263,12 @@ func (r *run) evaluateRule(name string, s map[string]any) ruleResult {
 		in[k] = v
 	}
 	tv := r.l.Rules().LookupPath(cue.MakePath(cue.Str("theorems"), cue.Str(name))).
-		FillPath(cue.ParsePath("s"), in)
+		FillPath(spec.Path("s"), in)
 	var res ruleResult
-	fires, err := tv.LookupPath(cue.ParsePath("fires")).Bool()
+	fires, err := tv.LookupPath(spec.Path("fires")).Bool()
 	res.fires = err == nil && fires
 	if res.fires {
-		res.reason, _ = tv.LookupPath(cue.ParsePath("reason")).String()
+		res.reason, _ = tv.LookupPath(spec.Path("reason")).String()
 	}
 	if err != nil && th.Effect == spec.Forbid {
 		// A rule that cannot be decided must not pass silently: a

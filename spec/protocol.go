@@ -55,7 +55,7 @@ type Protocol struct {
 // PosOf returns where path (e.g. "guarantees.durability") is written in
 // the spec file, or where the protocol's name is if it is not.
 func (p *Protocol) PosOf(path string) diag.Pos {
-	if pos := PosOf(p.Written.LookupPath(cue.ParsePath(path))); pos.IsValid() {
+	if pos := PosOf(p.Written.LookupPath(Path(path))); pos.IsValid() {
 		return pos
 	}
 	return p.Pos
@@ -99,14 +99,14 @@ func (l *Loader) LoadProtocol(name string, src []byte) (*Protocol, error) {
 	if err := file.Err(); err != nil {
 		return nil, Diagnose("protocol.invalid", err)
 	}
-	v := l.schema.LookupPath(cue.ParsePath("#Protocol")).Unify(file)
+	v := l.schema.LookupPath(Path("#Protocol")).Unify(file)
 	if err := v.Validate(); err != nil {
 		return nil, Diagnose("protocol.invalid", err)
 	}
 	p := &Protocol{Source: name, Value: v, Written: file, Pos: diag.Pos{File: name, Line: 1, Col: 1}}
 	var ds diag.Diagnostics
 	str := func(field string, dst *string, required bool) {
-		fv := v.LookupPath(cue.ParsePath(field))
+		fv := v.LookupPath(Path(field))
 		s, err := fv.String()
 		if err != nil && (required || fv.Exists()) {
 			ds.Add("protocol.invalid", PosOf(fv), "%s: %s must be a concrete string", name, field)
@@ -116,28 +116,28 @@ func (l *Loader) LoadProtocol(name string, src []byte) (*Protocol, error) {
 	str("name", &p.Name, true)
 	str("layer", &p.Layer, true)
 	str("summary", &p.Summary, true)
-	if c := v.LookupPath(cue.ParsePath("cite")); c.Exists() {
+	if c := v.LookupPath(Path("cite")); c.Exists() {
 		str("cite", &p.Cite, false)
 	}
-	impl, err := v.LookupPath(cue.ParsePath("implemented")).Bool()
+	impl, err := v.LookupPath(Path("implemented")).Bool()
 	if err != nil {
-		ds.Add("protocol.invalid", PosOf(v.LookupPath(cue.ParsePath("implemented"))), "%s: implemented must be true or false", name)
+		ds.Add("protocol.invalid", PosOf(v.LookupPath(Path("implemented"))), "%s: implemented must be true or false", name)
 	}
 	p.Implemented = impl
-	if err := v.LookupPath(cue.ParsePath("provides")).Decode(&p.Provides); err != nil {
-		ds.Add("protocol.invalid", PosOf(v.LookupPath(cue.ParsePath("provides"))), "%s: provides must be a concrete list of capabilities: %v", name, err)
+	if err := v.LookupPath(Path("provides")).Decode(&p.Provides); err != nil {
+		ds.Add("protocol.invalid", PosOf(v.LookupPath(Path("provides"))), "%s: provides must be a concrete list of capabilities: %v", name, err)
 	}
-	if np := v.LookupPath(cue.ParsePath("name")); np.Exists() {
+	if np := v.LookupPath(Path("name")); np.Exists() {
 		p.Pos = PosOf(np)
 	}
 	// Positions and texts come from the file as written, kinds and
 	// choices from the value closed against #Protocol.
-	p.AssumeEnv = assumptions(file.LookupPath(cue.ParsePath("assumes.environment")), "")
-	p.AssumeNodes = assumptions(file.LookupPath(cue.ParsePath("assumes.nodes")), "")
-	p.AssumeHosts = assumptions(file.LookupPath(cue.ParsePath("assumes.hosts")), "")
-	p.Params, err = decodeParams(v.LookupPath(cue.ParsePath("params")), file.LookupPath(cue.ParsePath("params")))
+	p.AssumeEnv = assumptions(file.LookupPath(Path("assumes.environment")), "")
+	p.AssumeNodes = assumptions(file.LookupPath(Path("assumes.nodes")), "")
+	p.AssumeHosts = assumptions(file.LookupPath(Path("assumes.hosts")), "")
+	p.Params, err = decodeParams(v.LookupPath(Path("params")), file.LookupPath(Path("params")))
 	if err != nil {
-		ds.Add("protocol.invalid", PosOf(v.LookupPath(cue.ParsePath("params"))), "%s: %v", name, err)
+		ds.Add("protocol.invalid", PosOf(v.LookupPath(Path("params"))), "%s: %v", name, err)
 	}
 	p.ClassFields, p.AllClass = classRefs(f)
 	p.MayRequire = requiredCapabilities(f)

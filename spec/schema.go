@@ -81,7 +81,7 @@ func (l *Loader) Context() *cue.Context { return l.ctx }
 func (l *Loader) Schema() cue.Value { return l.schema }
 
 // Rules returns the theorem rules, with `s` still to be filled.
-func (l *Loader) Rules() cue.Value { return l.schema.LookupPath(cue.ParsePath("rules")) }
+func (l *Loader) Rules() cue.Value { return l.schema.LookupPath(Path("rules")) }
 
 // GoalBatch returns a value that evaluates the goals of many classes at
 // once: fill batchIn with {kind: "data" | "compute", class: ...} by key
@@ -110,24 +110,24 @@ func SchemaFiles() map[string][]byte {
 
 func (l *Loader) decodeSchema() error {
 	var err error
-	if l.Lattice, err = decodeLattice(l.schema.LookupPath(cue.ParsePath("models"))); err != nil {
+	if l.Lattice, err = decodeLattice(l.schema.LookupPath(Path("models"))); err != nil {
 		return err
 	}
-	if err := l.schema.LookupPath(cue.ParsePath("layers")).Decode(&l.Layers); err != nil {
+	if err := l.schema.LookupPath(Path("layers")).Decode(&l.Layers); err != nil {
 		return fmt.Errorf("layers: %w", err)
 	}
-	if err := l.schema.LookupPath(cue.ParsePath("costWeights")).Decode(&l.Weights); err != nil {
+	if err := l.schema.LookupPath(Path("costWeights")).Decode(&l.Weights); err != nil {
 		return fmt.Errorf("costWeights: %w", err)
 	}
 	l.Dimensions = map[string]Dimension{}
-	if err := l.schema.LookupPath(cue.ParsePath("dimensions")).Decode(&l.Dimensions); err != nil {
+	if err := l.schema.LookupPath(Path("dimensions")).Decode(&l.Dimensions); err != nil {
 		return fmt.Errorf("dimensions: %w", err)
 	}
 	for name, d := range l.Dimensions {
 		d.Name = name
 		l.Dimensions[name] = d
 	}
-	it, err := l.schema.LookupPath(cue.ParsePath("dimensions")).Fields()
+	it, err := l.schema.LookupPath(Path("dimensions")).Fields()
 	if err != nil {
 		return fmt.Errorf("dimensions: %w", err)
 	}
