@@ -135,14 +135,6 @@ func (l *Loader) decodeSchema() error {
 		l.DimensionOrder = append(l.DimensionOrder, it.Selector().Unquoted())
 	}
 	l.check = newInstanceSchema(l.schema)
-	l.ruleBatch = l.ctx.CompileString(`{
-	batchEnv: _
-	batchIn: [string]: {theorem: string, s: _}
-	batchOut: {for k, x in batchIn {(k): rules.theorems[x.theorem] & {s: x.s & {env: batchEnv}}}}
-}`, cue.Scope(l.schema))
-	if err := l.ruleBatch.Err(); err != nil {
-		return fmt.Errorf("rule batch: %w", err)
-	}
 	l.goalBatch = l.ctx.CompileString(`{
 	batchIn: [string]: {kind: string, class: _}
 	batchOut: {for k, x in batchIn {(k): goals[x.kind] & {class: x.class}}}
@@ -150,7 +142,10 @@ func (l *Loader) decodeSchema() error {
 	if err := l.goalBatch.Err(); err != nil {
 		return fmt.Errorf("goal batch: %w", err)
 	}
-	return l.decodeTheorems()
+	if err := l.decodeTheorems(); err != nil {
+		return err
+	}
+	return l.compileRuleBatch()
 }
 
 // LayerIndex returns the position of a layer kind, bottom first, or -1.
