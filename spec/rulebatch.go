@@ -7,6 +7,7 @@ import (
 	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/ast"
 	"cuelang.org/go/cue/parser"
+	"cuelang.org/go/cue/token"
 )
 
 // ruleBatchSource writes the CUE that RuleBatch evaluates. Each theorem
@@ -171,17 +172,8 @@ func (l *Loader) compileRuleBatch() error {
 	}
 	// Only theorems.cue may write rules: a theorem another file adds to
 	// would not be what ruleBatchSource copies.
-	for n, other := range SchemaFiles() {
-		if n == schemaDir+"theorems.cue" {
-			continue
-		}
-		f, err := parser.ParseFile(n, other)
-		if err != nil {
-			return err
-		}
-		if len(fieldsNamed(f.Decls, "rules")) > 0 {
-			src = nil
-		}
+	if l.othersWrite("theorems.cue", "rules") {
+		src = nil
 	}
 	names := make([]string, len(l.Theorems))
 	for i, th := range l.Theorems {
@@ -200,4 +192,128 @@ func (l *Loader) compileRuleBatch() error {
 		return fmt.Errorf("rule batch: %w", err)
 	}
 	return nil
+}
+
+// goalBatchSource writes the CUE that GoalBatch evaluates: each goal as
+// goals.cue writes it, except that its class is not closed against
+// #DataClass or #Compute again. The planner fills a goal only with a
+// class the loader closed against its definition, or with a weakening of
+// one along the lattice, the availability chain or durability, which stay
+// within it; re-checking the definition's disjunctions with every goal
+// was most of a goal's cost (the theorems' #Situation types its class
+// loosely for the same reason). A goal that is not plain fields, or is
+// written twice, is evaluated whole; so is every goal if another schema
+// file writes goals. With src nil, every goal is evaluated whole.
+func goalBatchSource(src []byte, kinds []string) (string, error) {
+	f, err := parser.ParseFile("goals.cue", src)
+	if err != nil {
+		return "", err
+	}
+	text := func(n ast.Node) string { return string(src[n.Pos().Offset():n.End().Offset()]) }
+	written := map[string]*ast.StructLit{}
+	seen := map[string]bool{}
+	for _, goals := range fieldsNamed(f.Decls, "goals") {
+		for _, d := range goals.Elts {
+			fd, ok := d.(*ast.Field)
+			if !ok {
+				continue
+			}
+			name, _, err := ast.LabelName(fd.Label)
+			if err != nil {
+				continue
+			}
+			lit, _ := fd.Value.(*ast.StructLit)
+			if seen[name] {
+				lit = nil
+			}
+			seen[name] = true
+			written[name] = lit
+		}
+	}
+	var b strings.Builder
+	for _, d := range f.Decls {
+		if imp, ok := d.(*ast.ImportDecl); ok {
+			b.WriteString(text(imp) + "\n")
+		}
+	}
+	b.WriteString("batchIn: [string]: {kind: string, class: _}\n")
+	b.WriteString("batchOut: {for k, x in batchIn {(k): batchGoals[x.kind] & {class: x.class}}}\n")
+	b.WriteString("batchGoals: {\n")
+	for _, kind := range kinds {
+		fmt.Fprintf(&b, "\t%q: ", kind)
+		lit := written[kind]
+		if !plainFields(lit) {
+			fmt.Fprintf(&b, "goals[%q]\n", kind)
+			continue
+		}
+		b.WriteString("{\n")
+		for _, d := range lit.Elts {
+			fd := d.(*ast.Field)
+			if name, _, _ := ast.LabelName(fd.Label); name == "class" {
+				b.WriteString("\t\tclass: _\n")
+				continue
+			}
+			fmt.Fprintf(&b, "\t\t%s\n", text(fd))
+		}
+		b.WriteString("\t}\n")
+	}
+	b.WriteString("}\n")
+	return b.String(), nil
+}
+
+// plainFields reports whether a struct is written as regular fields with
+// plain labels only.
+func plainFields(lit *ast.StructLit) bool {
+	if lit == nil {
+		return false
+	}
+	for _, d := range lit.Elts {
+		f, ok := d.(*ast.Field)
+		if !ok || f.Constraint != token.ILLEGAL {
+			return false
+		}
+		if _, isIdent, err := ast.LabelName(f.Label); err != nil || !isIdent {
+			return false
+		}
+	}
+	return true
+}
+
+// compileGoalBatch compiles GoalBatch's value from goals.cue.
+func (l *Loader) compileGoalBatch() error {
+	src, err := schemaFS.ReadFile("cue/goals.cue")
+	if err != nil {
+		return err
+	}
+	if l.othersWrite("goals.cue", "goals") {
+		src = nil
+	}
+	text, err := goalBatchSource(src, []string{"data", "compute"})
+	if err != nil {
+		return fmt.Errorf("goal batch: %w", err)
+	}
+	f, err := parser.ParseFile(schemaDir+"goals-batch.cue", text)
+	if err != nil {
+		return fmt.Errorf("goal batch: %w", err)
+	}
+	l.goalBatch = l.ctx.BuildFile(f, cue.Scope(l.schema))
+	if err := l.goalBatch.Err(); err != nil {
+		return fmt.Errorf("goal batch: %w", err)
+	}
+	return nil
+}
+
+// othersWrite reports whether a schema file other than file writes a
+// top-level field called name.
+func (l *Loader) othersWrite(file, name string) bool {
+	for n, src := range SchemaFiles() {
+		if n == schemaDir+file {
+			continue
+		}
+		f, err := parser.ParseFile(n, src)
+		if err != nil || len(fieldsNamed(f.Decls, name)) > 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -83,3 +83,36 @@ rules: theorems: {
 		}
 	}
 }
+
+// GoalBatch gives every class the goal goals.cue gives it.
+func TestGoalBatchAgreesWithGoals(t *testing.T) {
+	l := newLoader(t)
+	items := map[string]any{}
+	classes := map[string]map[string]any{}
+	for _, c := range []string{"linearizable", "causal", "eventual"} {
+		for _, a := range []string{"always", "majority", "none"} {
+			for _, ty := range []string{"log", "set", "state-machine"} {
+				for _, d := range []int64{0, 3} {
+					key := fmt.Sprintf("%s|%s|%s|%d", c, a, ty, d)
+					classes[key] = map[string]any{"consistency": c, "available": a, "type": ty, "durability": d, "confidential": d > 0}
+					items[key] = map[string]any{"kind": "data", "class": classes[key]}
+				}
+			}
+		}
+	}
+	classes["compute"] = map[string]any{"offload": "vm-fork", "clones": int64(4), "module": "m.wasm"}
+	items["compute"] = map[string]any{"kind": "compute", "class": classes["compute"]}
+	batch := l.GoalBatch().Unify(l.Context().Encode(map[string]any{"batchIn": items}))
+	for key, it := range items {
+		kind := it.(map[string]any)["kind"].(string)
+		whole := l.Schema().LookupPath(cue.MakePath(cue.Str("goals"), cue.Str(kind))).FillPath(cue.MakePath(cue.Str("class")), classes[key])
+		got := batch.LookupPath(cue.MakePath(cue.Str("batchOut"), cue.Str(key)))
+		for _, f := range []string{"capability", "guarantees"} {
+			w := fmt.Sprint(whole.LookupPath(cue.MakePath(cue.Str(f))))
+			g := fmt.Sprint(got.LookupPath(cue.MakePath(cue.Str(f))))
+			if w != g {
+				t.Errorf("%s: %s = %s in the batch, %s as written", key, f, g, w)
+			}
+		}
+	}
+}

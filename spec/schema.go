@@ -135,12 +135,8 @@ func (l *Loader) decodeSchema() error {
 		l.DimensionOrder = append(l.DimensionOrder, it.Selector().Unquoted())
 	}
 	l.check = newInstanceSchema(l.schema)
-	l.goalBatch = l.ctx.CompileString(`{
-	batchIn: [string]: {kind: string, class: _}
-	batchOut: {for k, x in batchIn {(k): goals[x.kind] & {class: x.class}}}
-}`, cue.Scope(l.schema))
-	if err := l.goalBatch.Err(); err != nil {
-		return fmt.Errorf("goal batch: %w", err)
+	if err := l.compileGoalBatch(); err != nil {
+		return err
 	}
 	if err := l.decodeTheorems(); err != nil {
 		return err
