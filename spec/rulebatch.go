@@ -2,6 +2,7 @@ package spec
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"cuelang.org/go/cue"
@@ -36,6 +37,7 @@ func ruleBatchSource(src []byte, names []string) (string, error) {
 	b.WriteString("batchOut: {for k, x in batchIn {(k): batchRules[x.theorem] & {s: x.s & {env: batchEnv}}}}\n")
 	b.WriteString("batchRules: {\n")
 	schema := decisive(structOf(f.Decls, "#Theorem"))
+	situation := situationText(f, text)
 	written := map[string]*ast.StructLit{}
 	seen := map[string]bool{}
 	for _, th := range theoremStructs(f) {
@@ -56,8 +58,15 @@ func ruleBatchSource(src []byte, names []string) (string, error) {
 		for _, field := range []string{"s", "fires", "reason"} {
 			var parts []string
 			for _, x := range append(schema[field], own[field]...) {
+				if id, ok := x.(*ast.Ident); ok && field == "s" && situation != nil && id.Name == "#Situation" {
+					// Open: see situationText.
+					parts = append(parts, *situation)
+					continue
+				}
 				parts = append(parts, "("+text(x)+")")
 			}
+			// #Theorem and the theorem may both say s: #Situation.
+			parts = slices.Compact(parts)
 			if len(parts) == 0 {
 				parts = []string{"_"}
 			}
@@ -67,6 +76,23 @@ func ruleBatchSource(src []byte, names []string) (string, error) {
 	}
 	b.WriteString("}\n")
 	return b.String(), nil
+}
+
+// situationText returns #Situation's struct as written, to be evaluated
+// as a plain struct rather than as the definition, or nil if it is not
+// written as plain fields once. The planner fills a situation only with
+// the fields #Situation declares (class, env, stack), so closing it
+// changes nothing for it; what closing costs is that `model:
+// models[class.consistency]`, referred to from within a definition, is
+// evaluated again for every situation instead of shared, which was most
+// of a rule's remaining cost.
+func situationText(f *ast.File, text func(ast.Node) string) *string {
+	lit := structOf(f.Decls, "#Situation")
+	if !plainFields(lit) {
+		return nil
+	}
+	t := "(" + text(lit) + ")"
+	return &t
 }
 
 // decisive returns the values a theorem struct gives s, fires and reason,
