@@ -88,7 +88,7 @@ func (r *run) withEnv(p *spec.Protocol) cue.Value {
 	if v, ok := r.specs[p.Name]; ok {
 		return v
 	}
-	v := p.Written.Unify(r.ctx.Encode(map[string]any{"env": r.app.FactsData, "eligible": r.assume(p).eligible}))
+	v := p.Instance.Unify(r.ctx.Encode(map[string]any{"env": r.app.FactsData, "eligible": r.assume(p).eligible}))
 	r.specs[p.Name] = v
 	return v
 }

@@ -50,6 +50,10 @@ type Protocol struct {
 	// position once unified. The planner instantiates it, and checks what
 	// each instance computes with an InstanceChecker.
 	Written cue.Value `json:"-"`
+	// Instance is what the planner instantiates: Written without the
+	// fields that describe the protocol rather than compute its instances
+	// (see instanceFile), or Written itself.
+	Instance cue.Value `json:"-"`
 }
 
 // PosOf returns where path (e.g. "guarantees.durability") is written in
@@ -103,7 +107,10 @@ func (l *Loader) LoadProtocol(name string, src []byte) (*Protocol, error) {
 	if err := v.Validate(); err != nil {
 		return nil, Diagnose("protocol.invalid", err)
 	}
-	p := &Protocol{Source: name, Value: v, Written: file, Pos: diag.Pos{File: name, Line: 1, Col: 1}}
+	p := &Protocol{Source: name, Value: v, Written: file, Instance: file, Pos: diag.Pos{File: name, Line: 1, Col: 1}}
+	if inst, ok := l.instanceFile(name, buf, f); ok {
+		p.Instance = inst
+	}
 	var ds diag.Diagnostics
 	str := func(field string, dst *string, required bool) {
 		fv := v.LookupPath(Path(field))
@@ -142,6 +149,88 @@ func (l *Loader) LoadProtocol(name string, src []byte) (*Protocol, error) {
 	p.ClassFields, p.AllClass = classRefs(f)
 	p.MayRequire = requiredCapabilities(f)
 	return p, ds.Err()
+}
+
+// descriptive are the top-level fields of a spec that the planner decodes
+// once at load and never reads from an instance.
+func descriptive(label string) bool {
+	switch label {
+	case "name", "layer", "summary", "cite", "implemented", "provides", "assumes":
+		return true
+	}
+	return false
+}
+
+// instanceFile compiles the spec with its descriptive fields left out, so
+// that instantiating it does not evaluate them again (the assumes
+// patterns' disjunctions above all). It does so only when those fields
+// refer to no other field or input, so that they cannot fail with an
+// instance's inputs, and nothing else refers to them, so that leaving them
+// out changes no other field's value. The fields are blanked out in
+// place, so every other field keeps its position.
+func (l *Loader) instanceFile(name string, src []byte, f *ast.File) (cue.Value, bool) {
+	labels := map[string]bool{}
+	for _, d := range f.Decls {
+		if fd, ok := d.(*ast.Field); ok {
+			if n, _, err := ast.LabelName(fd.Label); err == nil {
+				labels[n] = true
+			}
+		}
+	}
+	refersTo := func(n ast.Node, match func(string) bool) bool {
+		found := false
+		ast.Walk(n, func(n ast.Node) bool {
+			if id, ok := n.(*ast.Ident); ok && match(id.Name) {
+				found = true
+			}
+			return !found
+		}, nil)
+		return found
+	}
+	out := append([]byte(nil), src...)
+	blanked := false
+	for _, d := range f.Decls {
+		fd, ok := d.(*ast.Field)
+		if !ok {
+			if _, imp := d.(*ast.ImportDecl); imp || isComment(d) {
+				continue
+			}
+			return cue.Value{}, false // an embedding, a comprehension, a let
+		}
+		n, _, err := ast.LabelName(fd.Label)
+		if err != nil {
+			return cue.Value{}, false
+		}
+		if !descriptive(n) {
+			if refersTo(fd.Value, descriptive) {
+				return cue.Value{}, false
+			}
+			continue
+		}
+		if refersTo(fd.Value, func(id string) bool { return labels[id] }) {
+			return cue.Value{}, false
+		}
+		for i := fd.Pos().Offset(); i < fd.End().Offset(); i++ {
+			if out[i] != '\n' {
+				out[i] = ' '
+			}
+		}
+		blanked = true
+	}
+	if !blanked {
+		return cue.Value{}, false
+	}
+	g, err := parser.ParseFile(name, out, parser.ParseComments)
+	if err != nil {
+		return cue.Value{}, false
+	}
+	v := l.ctx.BuildFile(g, cue.Scope(l.schema))
+	return v, v.Err() == nil
+}
+
+func isComment(d ast.Decl) bool {
+	_, ok := d.(*ast.CommentGroup)
+	return ok
 }
 
 // assumptions flattens a pattern into its leaf fields, in written order.
