@@ -56,7 +56,7 @@ func (r *run) assume(p *spec.Protocol) *assumed {
 	env := r.app.Env
 
 	for _, as := range p.AssumeEnv {
-		ev := env.Value.LookupPath(cue.ParsePath(as.Field))
+		ev := env.Value.LookupPath(spec.Path(as.Field))
 		envPos := env.FieldPos[as.Field]
 		if instanceOf(as.Value, ev) {
 			a.steps = append(a.steps, proofStep{
@@ -78,7 +78,7 @@ func (r *run) assume(p *spec.Protocol) *assumed {
 		for _, n := range env.Nodes {
 			names = append(names, n.Name)
 			for _, as := range p.AssumeNodes {
-				nv := n.Value.LookupPath(cue.ParsePath(as.Field))
+				nv := n.Value.LookupPath(spec.Path(as.Field))
 				if instanceOf(as.Value, nv) {
 					continue
 				}
@@ -105,7 +105,7 @@ func (r *run) assume(p *spec.Protocol) *assumed {
 	for _, n := range env.Nodes {
 		fits := true
 		for _, as := range p.AssumeHosts {
-			nv := n.Value.LookupPath(cue.ParsePath(as.Field))
+			nv := n.Value.LookupPath(spec.Path(as.Field))
 			if !instanceOf(as.Value, nv) {
 				fits = false
 				misfits = append(misfits, failure{

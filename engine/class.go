@@ -47,9 +47,8 @@ func (r *run) attempt(cls classInput) outcome {
 	return o
 }
 
-func (r *run) planData(c spec.Class) ClassPlan {
-	cls := r.dataInput(c.Requirement)
-	o := r.attempt(cls)
+// planData writes a data class's plan from its attempt.
+func (r *run) planData(c spec.Class, o outcome) ClassPlan {
 	cp := r.classPlan(c.Name, o)
 	if cp.Satisfiable {
 		cp.Guarantees = r.dataGuarantees(c.Requirement, o)
@@ -167,6 +166,25 @@ func (r *run) relax(req spec.Requirement) []Relaxation {
 			if len(found) > 0 {
 				out = append(out, found...)
 				break
+			}
+		}
+	}
+	return out
+}
+
+// weakenings lists every requirement relax may try for req.
+func (r *run) weakenings(req spec.Requirement) []spec.Requirement {
+	var out []spec.Requirement
+	for _, dim := range r.l.DimensionOrder {
+		d := r.l.Dimensions[dim]
+		if !d.Relaxable {
+			continue
+		}
+		for _, level := range r.weakerLevels(d, req) {
+			for _, v := range level {
+				if weaker, ok := withField(req, dim, v); ok {
+					out = append(out, weaker)
+				}
 			}
 		}
 	}

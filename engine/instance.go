@@ -36,6 +36,21 @@ func (c classInput) keyFor(p *spec.Protocol) string {
 
 func (c classInput) key() string { return demand(c.fields).key() }
 
+// readBy returns the class fields p reads (all of them if it reads the
+// class as a whole).
+func (c classInput) readBy(p *spec.Protocol) map[string]any {
+	if p.AllClass {
+		return c.fields
+	}
+	out := make(map[string]any, len(p.ClassFields))
+	for _, f := range p.ClassFields {
+		if v, ok := c.fields[f]; ok {
+			out[f] = v
+		}
+	}
+	return out
+}
+
 // instance is a protocol with its inputs and parameters filled in.
 type instance struct {
 	proto      *spec.Protocol
@@ -56,20 +71,100 @@ type requirement struct {
 	Pos        diag.Pos
 }
 
+// withEnv returns p's spec as written with the plan's environment and p's
+// eligible hosts filled in: the inputs every class shares, filled once per
+// plan.
+//
+// Instances are evaluated on the spec as written rather than on the spec
+// closed against #Protocol: re-checking the schema's disjunctions (the
+// layer, each requirement's *{} | #Guarantees) on every evaluation cost
+// several times the spec's own work. The load checked the spec against
+// #Protocol; what an instance computes from its inputs is checked against
+// it once concrete, on the small parts the planner reads
+// (spec.InstanceChecker). An instance that fails is evaluated again
+// closed against #Protocol (schemaError), so that it fails with the
+// reason CUE gives there.
+func (r *run) withEnv(p *spec.Protocol) cue.Value {
+	if v, ok := r.specs[p.Name]; ok {
+		return v
+	}
+	v := p.Instance.Unify(r.ctx.Encode(map[string]any{"env": r.app.FactsData, "eligible": r.assume(p).eligible}))
+	r.specs[p.Name] = v
+	return v
+}
+
 // base fills a protocol's inputs for one class.
 func (r *run) base(p *spec.Protocol, cls classInput) (cue.Value, error) {
-	key := p.Name + "|" + cls.keyFor(p)
-	if v, ok := r.bases[key]; ok {
-		return v.v, v.err
+	v := r.instantiate(p, cls, nil)
+	return v.v, v.err
+}
+
+// instantiate returns p filled for cls with the given parameters set: one
+// CUE evaluation, cached, since CUE values are the expensive part of
+// planning. Only the class fields p reads are filled, so an instance is
+// exactly a function of its cache key.
+func (r *run) instantiate(p *spec.Protocol, cls classInput, params map[string]any) valErr {
+	key := p.Name + "|" + cls.keyFor(p) + "|" + demand(params).key()
+	if v, ok := r.values[key]; ok {
+		return v
 	}
-	// One fill of all inputs: each FillPath re-evaluates the whole spec.
-	a := r.assume(p)
-	v := p.Value.Unify(r.ctx.Encode(map[string]any{
-		"class": cls.fields, "env": r.app.FactsData, "eligible": a.eligible,
-	}))
+	in := map[string]any{"class": cls.readBy(p)}
+	if len(params) > 0 {
+		in["params"] = params
+	}
+	v := r.withEnv(p).Unify(r.ctx.Encode(in))
 	err := v.Err()
-	r.bases[key] = valErr{v, err}
-	return v, err
+	if err != nil {
+		err = r.schemaError(p, cls, params, err, cue.Value.Err)
+	}
+	ve := valErr{v, err}
+	r.values[key] = ve
+	return ve
+}
+
+// schemaError evaluates p for cls with params closed against #Protocol,
+// as the schema states the spec, and returns what check finds there, or
+// err if it finds nothing. Only failures get here.
+func (r *run) schemaError(p *spec.Protocol, cls classInput, params map[string]any, err error, check func(cue.Value) error) error {
+	v := p.Value.Unify(r.ctx.Encode(map[string]any{
+		"class": cls.fields, "env": r.app.FactsData, "eligible": r.assume(p).eligible,
+	}))
+	for _, name := range paramOrder(p, params) {
+		v = v.FillPath(cue.MakePath(cue.Str("params"), cue.Str(name)), params[name])
+	}
+	if e := check(v); e != nil {
+		return e
+	}
+	return err
+}
+
+// schemaBaseError returns the error of p's inputs for cls closed against
+// #Protocol. The spec as written may take inputs that the schema refuses
+// whatever the parameters (a guarantee computed out of its range); every
+// instance then fails once concrete, and the protocol is reported as
+// failing for its inputs, not for each choice of parameters.
+func (r *run) schemaBaseError(p *spec.Protocol, cls classInput) error {
+	key := p.Name + "|" + cls.keyFor(p)
+	if err, ok := r.schemaBase[key]; ok {
+		return err
+	}
+	err := r.schemaError(p, cls, nil, nil, cue.Value.Err)
+	r.schemaBase[key] = err
+	return err
+}
+
+// paramOrder lists the names set in params, choice parameters first, in
+// the order the spec declares them.
+func paramOrder(p *spec.Protocol, params map[string]any) []string {
+	var out []string
+	for _, kind := range []bool{false, true} {
+		for _, pa := range p.Params {
+			if _, ok := params[pa.Name]; ok && (pa.Kind == "int") == kind {
+				out = append(out, pa.Name)
+			}
+		}
+	}
+	return out
 }
 
 type valErr struct {
@@ -149,45 +244,15 @@ func (r *run) solve(p *spec.Protocol, cls classInput, dems []demand) ([]*instanc
 		return out[i].paramKey() < out[j].paramKey()
 	})
 	if len(out) == 0 {
+		if r.failed[p.Name+"|"+cls.keyFor(p)] {
+			if err := r.schemaBaseError(p, cls); err != nil {
+				return nil, "its parameters cannot be satisfied: " + firstLine(err)
+			}
+		}
 		sort.Strings(reasons)
 		return nil, strings.Join(dedupe(reasons), "; ")
 	}
 	return out, ""
-}
-
-// filled returns p instantiated for cls with the given parameters set,
-// building it from the value with one parameter fewer, and caching every
-// value on the way: CUE values are the expensive part of planning.
-func (r *run) filled(p *spec.Protocol, cls classInput, params map[string]any, order []string) cue.Value {
-	if len(order) == 0 {
-		v, _ := r.base(p, cls) // cached there
-		return v
-	}
-	key := p.Name + "|" + cls.keyFor(p) + "|" + demand(params).key()
-	if v, ok := r.values[key]; ok {
-		return v
-	}
-	last := order[len(order)-1]
-	parent := copyMap(params)
-	delete(parent, last)
-	v := r.filled(p, cls, parent, order[:len(order)-1]).
-		FillPath(cue.MakePath(cue.Str("params"), cue.Str(last)), params[last])
-	r.values[key] = v
-	return v
-}
-
-// paramOrder lists the names set in params, choice parameters first, in
-// the order the spec declares them: the order values are built in.
-func paramOrder(p *spec.Protocol, params map[string]any) []string {
-	var out []string
-	for _, kind := range []bool{false, true} {
-		for _, pa := range p.Params {
-			if _, ok := params[pa.Name]; ok && (pa.Kind == "int") == kind {
-				out = append(out, pa.Name)
-			}
-		}
-	}
-	return out
 }
 
 // feasibleInts lists, ascending, the values of an integer parameter that
@@ -197,7 +262,7 @@ func (r *run) feasibleInts(p *spec.Protocol, cls classInput, pa spec.Param, chos
 	if xs, ok := r.ints[key]; ok {
 		return xs
 	}
-	pv := r.filled(p, cls, chosen, paramOrder(p, chosen)).LookupPath(cue.MakePath(cue.Str("params"), cue.Str(pa.Name)))
+	pv := r.instantiate(p, cls, chosen).v.LookupPath(cue.MakePath(cue.Str("params"), cue.Str(pa.Name)))
 	var xs []int64
 	for x := int64(0); x <= maxParamValue && len(xs) < maxIntTries; x++ {
 		if pv.Unify(r.ctx.Encode(x)).Validate() == nil {
@@ -207,6 +272,9 @@ func (r *run) feasibleInts(p *spec.Protocol, cls classInput, pa spec.Param, chos
 			// nothing more is feasible.
 			break
 		}
+	}
+	if len(xs) == 0 {
+		r.failed[p.Name+"|"+cls.keyFor(p)] = true
 	}
 	r.ints[key] = xs
 	return xs
@@ -281,7 +349,10 @@ func (r *run) finishCached(p *spec.Protocol, cls classInput, params map[string]a
 	if f, ok := r.finished[key]; ok {
 		return f.in, f.err
 	}
-	in, err := r.finish(p, r.filled(p, cls, params, paramOrder(p, params)), params)
+	in, err := r.finish(p, cls, params)
+	if err != nil {
+		r.failed[p.Name+"|"+cls.keyFor(p)] = true
+	}
 	r.finished[key] = finished{in, err}
 	return in, err
 }
@@ -291,36 +362,23 @@ type finished struct {
 	err error
 }
 
-// finish fills the parameters and decodes what the planner needs.
-func (r *run) finish(p *spec.Protocol, v cue.Value, params map[string]any) (*instance, error) {
-	for _, f := range []string{"params", "guarantees", "requires", "cost"} {
-		if err := v.LookupPath(cue.ParsePath(f)).Validate(cue.Concrete(true)); err != nil {
-			return nil, err
-		}
+// finish decodes what the planner needs from p's instance for cls with
+// params.
+func (r *run) finish(p *spec.Protocol, cls classInput, params map[string]any) (*instance, error) {
+	v := r.instantiate(p, cls, params).v
+	if err := concrete(v); err != nil {
+		return nil, r.schemaError(p, cls, params, err, concrete)
+	}
+	if err := r.checker.Check(v); err != nil {
+		return nil, r.schemaError(p, cls, params, err, concrete)
 	}
 	in := &instance{proto: p, params: params, value: v, costParts: map[string]float64{}}
 	var err error
-	if in.guarantees, err = r.decodeDemand(v.LookupPath(cue.ParsePath("guarantees"))); err != nil {
+	if in.guarantees, err = r.decodeDemand(v.LookupPath(spec.Path("guarantees"))); err != nil {
 		return nil, err
 	}
-	it, err := v.LookupPath(cue.ParsePath("requires")).List()
-	if err != nil {
+	if in.requires, err = r.decodeRequires(v.LookupPath(spec.Path("requires"))); err != nil {
 		return nil, err
-	}
-	for it.Next() {
-		rv := it.Value()
-		var req requirement
-		if req.Capability, err = rv.LookupPath(cue.ParsePath("capability")).String(); err != nil {
-			return nil, err
-		}
-		if req.Demand, err = r.decodeDemand(rv.LookupPath(cue.ParsePath("guarantees"))); err != nil {
-			return nil, err
-		}
-		if w := rv.LookupPath(cue.ParsePath("why")); w.Exists() {
-			req.Why, _ = w.String()
-		}
-		req.Pos = spec.PosOf(rv)
-		in.requires = append(in.requires, req)
 	}
 	for _, k := range []string{"rtt", "messages", "copies"} {
 		f, err := v.LookupPath(cue.MakePath(cue.Str("cost"), cue.Str(k))).Float64()
@@ -331,6 +389,51 @@ func (r *run) finish(p *spec.Protocol, v cue.Value, params map[string]any) (*ins
 		in.cost += f * r.l.Weights[k]
 	}
 	return in, nil
+}
+
+// decodeRequires reads an instance's requires; a spec that leaves them
+// out requires nothing.
+func (r *run) decodeRequires(v cue.Value) ([]requirement, error) {
+	if !v.Exists() {
+		return nil, nil
+	}
+	it, err := v.List()
+	if err != nil {
+		return nil, err
+	}
+	var out []requirement
+	for it.Next() {
+		rv := it.Value()
+		var req requirement
+		if req.Capability, err = rv.LookupPath(spec.Path("capability")).String(); err != nil {
+			return nil, err
+		}
+		if req.Demand, err = r.decodeDemand(rv.LookupPath(spec.Path("guarantees"))); err != nil {
+			return nil, err
+		}
+		if w := rv.LookupPath(spec.Path("why")); w.Exists() {
+			req.Why, _ = w.String()
+		}
+		req.Pos = spec.PosOf(rv)
+		out = append(out, req)
+	}
+	return out, nil
+}
+
+// concrete checks that the parts of an instance the planner reads are
+// concrete. A part the spec leaves out is the schema's, which
+// spec.InstanceChecker checks.
+func concrete(v cue.Value) error {
+	for _, f := range []string{"params", "guarantees", "requires", "cost"} {
+		fv := v.LookupPath(cue.MakePath(cue.Str(f)))
+		if !fv.Exists() {
+			continue
+		}
+		if err := fv.Validate(cue.Concrete(true)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // decodeDemand reads a guarantees struct by the kinds of its dimensions.

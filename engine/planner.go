@@ -26,33 +26,77 @@ type run struct {
 	ctx      *cue.Context
 	app      *spec.App
 	assumed  map[string]*assumed
-	bases    map[string]valErr
+	specs    map[string]cue.Value
+	checker  *spec.InstanceChecker
 	cands    map[string]candResult
 	rules    map[string]ruleResult
 	goals    map[string]goalResult
 	finished map[string]finished
-	values   map[string]cue.Value
-	ints     map[string][]int64
-	bounds   map[string]float64
+	values   map[string]valErr
+	// failed marks the protocol|class keys for which an instance failed
+	// once concrete or an integer parameter had no feasible value;
+	// schemaBase holds their inputs' errors closed against #Protocol.
+	failed     map[string]bool
+	schemaBase map[string]error
+	ints       map[string][]int64
+	bounds     map[string]float64
 }
 
 // Plan plans every class and computation of app.
 func (p *Planner) Plan(app *spec.App) *Plan {
 	r := &run{
 		Planner: p, ctx: p.l.Context(), app: app,
-		assumed:  map[string]*assumed{},
-		bases:    map[string]valErr{},
-		cands:    map[string]candResult{},
-		rules:    map[string]ruleResult{},
-		goals:    map[string]goalResult{},
-		finished: map[string]finished{},
-		values:   map[string]cue.Value{},
-		ints:     map[string][]int64{},
-		bounds:   map[string]float64{},
+		assumed:    map[string]*assumed{},
+		specs:      map[string]cue.Value{},
+		checker:    p.l.NewInstanceChecker(),
+		cands:      map[string]candResult{},
+		rules:      map[string]ruleResult{},
+		goals:      map[string]goalResult{},
+		finished:   map[string]finished{},
+		values:     map[string]valErr{},
+		failed:     map[string]bool{},
+		schemaBase: map[string]error{},
+		ints:       map[string][]int64{},
+		bounds:     map[string]float64{},
 	}
 	out := &Plan{App: app.Name, Group: app.Group, Classes: []ClassPlan{}}
-	for _, c := range app.Classes {
-		out.Classes = append(out.Classes, r.planData(c))
+	// Theorems are evaluated in as few CUE evaluations as the order of
+	// planning allows, each rule on every situation known by then (see
+	// evaluateRules): every class before its search, then every stack
+	// found and every weakening of the classes without one.
+	sits := make([]situation, len(app.Classes))
+	classes := make([]classInput, 0, len(app.Classes)+len(app.Compute))
+	for i, c := range app.Classes {
+		sits[i] = situation{cls: r.dataInput(c.Requirement)}
+		classes = append(classes, sits[i].cls)
+	}
+	for _, c := range app.Compute {
+		classes = append(classes, r.computeInput(c))
+	}
+	r.evaluateRules(sits...)
+	r.evaluateGoals(classes...)
+	outcomes := make([]outcome, len(app.Classes))
+	sits = sits[:0]
+	for i, c := range app.Classes {
+		outcomes[i] = r.attempt(r.dataInput(c.Requirement))
+		if o := outcomes[i]; o.sol != nil {
+			sits = append(sits, situation{o.cls, stackLayers(r.stackOf(o.sol))})
+		} else {
+			for _, w := range r.weakenings(c.Requirement) {
+				sits = append(sits, situation{cls: r.dataInput(w)})
+			}
+		}
+	}
+	r.evaluateRules(sits...)
+	classes = classes[:0]
+	for _, sit := range sits {
+		if sit.layers == nil {
+			classes = append(classes, sit.cls)
+		}
+	}
+	r.evaluateGoals(classes...)
+	for i, c := range app.Classes {
+		out.Classes = append(out.Classes, r.planData(c, outcomes[i]))
 	}
 	for _, c := range app.Compute {
 		out.Compute = append(out.Compute, r.planCompute(c))
@@ -83,25 +127,73 @@ type goalResult struct {
 
 // rootGoal evaluates spec/cue/goals.cue for one class.
 func (r *run) rootGoal(cls classInput) goalResult {
-	key := cls.key()
-	if g, ok := r.goals[key]; ok {
-		return g
+	r.evaluateGoals(cls)
+	return r.goals[cls.key()]
+}
+
+// evaluateGoals evaluates, in one CUE evaluation, the goals of every
+// class whose goal is not known yet.
+func (r *run) evaluateGoals(classes ...classInput) {
+	items := map[string]any{}
+	todo := map[string]classInput{}
+	var keys []string
+	for _, cls := range classes {
+		key := cls.key()
+		if _, ok := r.goals[key]; ok {
+			continue
+		}
+		if _, ok := todo[key]; ok {
+			continue
+		}
+		items[key] = map[string]any{"kind": cls.kind, "class": cls.fields}
+		todo[key] = cls
+		keys = append(keys, key)
 	}
+	if len(keys) == 0 {
+		return
+	}
+	batch := r.l.GoalBatch().Unify(r.ctx.Encode(map[string]any{"batchIn": items}))
+	for _, key := range keys {
+		g, err := r.decodeGoal(batch.LookupPath(cue.MakePath(cue.Str("batchOut"), cue.Str(key))))
+		if err != nil {
+			// Evaluated alone, so that the error is worded as the goal
+			// writes it.
+			g = r.evaluateGoal(todo[key])
+		}
+		r.goals[key] = g
+	}
+}
+
+// evaluateGoal evaluates one class's goal.
+func (r *run) evaluateGoal(cls classInput) goalResult {
 	gv := r.l.Schema().LookupPath(cue.MakePath(cue.Str("goals"), cue.Str(cls.kind))).
-		FillPath(cue.ParsePath("class"), cls.fields)
-	var g goalResult
-	g.capability, g.err = gv.LookupPath(cue.ParsePath("capability")).String()
-	if g.err == nil {
-		g.demand, g.err = r.decodeDemand(gv.LookupPath(cue.ParsePath("guarantees")))
-	}
-	r.goals[key] = g
+		FillPath(spec.Path("class"), cls.fields)
+	g, err := r.decodeGoal(gv)
+	g.err = err
 	return g
+}
+
+func (r *run) decodeGoal(gv cue.Value) (goalResult, error) {
+	var g goalResult
+	var err error
+	if g.capability, err = gv.LookupPath(spec.Path("capability")).String(); err != nil {
+		return g, err
+	}
+	g.demand, err = r.decodeDemand(gv.LookupPath(spec.Path("guarantees")))
+	return g, err
 }
 
 // fired is a theorem that fires on a situation, with its reason.
 type fired struct {
 	th     spec.Theorem
 	reason string
+}
+
+// situation is a class with the layers of a chosen stack (nil before the
+// search): what theorems are evaluated on.
+type situation struct {
+	cls    classInput
+	layers []string
 }
 
 // fire evaluates every theorem on a data class, with the layers of a
@@ -111,33 +203,109 @@ type fired struct {
 // (consistency, available), and so on. CUE evaluation is the planner's
 // main cost.
 func (r *run) fire(cls classInput, layers []string) []fired {
+	r.evaluateRules(situation{cls, layers})
+	var out []fired
+	for _, th := range r.l.Theorems {
+		if res := r.rules[th.Name+"|"+projection(th, cls, layers)]; res.fires {
+			out = append(out, fired{th: th, reason: res.reason})
+		}
+	}
+	return out
+}
+
+// evaluateRules evaluates, in one CUE evaluation, every rule on every
+// situation whose result is not known yet. A rule reads only the class
+// fields in its projection (and the stack if it reads it), so its result
+// is exactly a function of its key.
+func (r *run) evaluateRules(sits ...situation) {
+	items := map[string]any{}
+	var keys []string
+	for _, sit := range sits {
+		for _, th := range r.l.Theorems {
+			key := th.Name + "|" + projection(th, sit.cls, sit.layers)
+			if _, ok := r.rules[key]; ok {
+				continue
+			}
+			if _, ok := items[key]; ok {
+				continue
+			}
+			items[key] = map[string]any{"theorem": th.Name, "s": situationData(th, sit)}
+			keys = append(keys, key)
+		}
+	}
+	if len(keys) == 0 {
+		return
+	}
+	batch := r.l.RuleBatch().Unify(r.ctx.Encode(map[string]any{"batchEnv": r.app.FactsData, "batchIn": items}))
+	for _, key := range keys {
+		tv := batch.LookupPath(cue.MakePath(cue.Str("batchOut"), cue.Str(key)))
+		fires, err := tv.LookupPath(cue.MakePath(cue.Str("fires"))).Bool()
+		if err != nil {
+			// Evaluated alone, so that the reason names the rule's
+			// fields as the rule writes them.
+			item := items[key].(map[string]any)
+			r.rules[key] = r.evaluateRule(item["theorem"].(string), item["s"].(map[string]any))
+			continue
+		}
+		res := ruleResult{fires: fires}
+		if fires {
+			res.reason, _ = tv.LookupPath(cue.MakePath(cue.Str("reason"))).String()
+		}
+		r.rules[key] = res
+	}
+}
+
+// evaluateRule evaluates one rule on a situation.
+func (r *run) evaluateRule(name string, s map[string]any) ruleResult {
+	th := r.theorem(name)
+	in := map[string]any{"env": r.app.FactsData}
+	for k, v := range s {
+		in[k] = v
+	}
+	tv := r.l.Rules().LookupPath(cue.MakePath(cue.Str("theorems"), cue.Str(name))).
+		FillPath(spec.Path("s"), in)
+	var res ruleResult
+	fires, err := tv.LookupPath(spec.Path("fires")).Bool()
+	res.fires = err == nil && fires
+	if res.fires {
+		res.reason, _ = tv.LookupPath(spec.Path("reason")).String()
+	}
+	if err != nil && th.Effect == spec.Forbid {
+		// A rule that cannot be decided must not pass silently: a
+		// forbid rule then blocks, with the evaluation error as its
+		// reason, so the broken rule shows in the plan.
+		res.fires, res.reason = true, "the rule could not be evaluated: "+firstLine(err)
+	}
+	return res
+}
+
+func (r *run) theorem(name string) spec.Theorem {
+	for _, th := range r.l.Theorems {
+		if th.Name == name {
+			return th
+		}
+	}
+	return spec.Theorem{}
+}
+
+// situationData is what a rule reads of a situation: the class fields
+// and the stack in its projection, or all of them when it reads the
+// situation as a whole. The environment is the plan's, filled once.
+func situationData(th spec.Theorem, sit situation) map[string]any {
+	layers := sit.layers
 	if layers == nil {
 		layers = []string{}
 	}
-	in := map[string]any{"class": cls.fields, "env": r.app.FactsData, "stack": map[string]any{"layers": layers}}
-	var out []fired
-	for _, th := range r.l.Theorems {
-		key := th.Name + "|" + projection(th, cls, layers)
-		res, ok := r.rules[key]
-		if !ok {
-			// Each rule has its own situation, so this evaluates one rule.
-			tv := r.l.Rules().LookupPath(cue.MakePath(cue.Str("theorems"), cue.Str(th.Name))).
-				FillPath(cue.ParsePath("s"), in)
-			fires, err := tv.LookupPath(cue.ParsePath("fires")).Bool()
-			res.fires = err == nil && fires
-			if res.fires {
-				res.reason, _ = tv.LookupPath(cue.ParsePath("reason")).String()
-			}
-			if err != nil && th.Effect == spec.Forbid {
-				// A rule that cannot be decided must not pass silently: a
-				// forbid rule then blocks, with the evaluation error as its
-				// reason, so the broken rule shows in the plan.
-				res.fires, res.reason = true, "the rule could not be evaluated: "+firstLine(err)
-			}
-			r.rules[key] = res
-		}
-		if res.fires {
-			out = append(out, fired{th: th, reason: res.reason})
+	if th.Reads == nil {
+		return map[string]any{"class": sit.cls.fields, "stack": map[string]any{"layers": layers}}
+	}
+	class := map[string]any{}
+	out := map[string]any{"class": class}
+	for _, f := range th.Reads {
+		if f == "stack" {
+			out["stack"] = map[string]any{"layers": layers}
+		} else if v, ok := sit.cls.fields[f]; ok {
+			class[f] = v
 		}
 	}
 	return out

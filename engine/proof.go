@@ -58,11 +58,7 @@ func (r *run) writeProof(w *proofWriter, o outcome, stack []*instance) {
 				pos:   firstNodePos(r.app.Env, "trust"),
 			})
 		}
-		var layers []string
-		for _, in := range stack {
-			layers = append(layers, in.proto.Layer)
-		}
-		for _, f := range r.fire(o.cls, layers) {
+		for _, f := range r.fire(o.cls, stackLayers(stack)) {
 			if f.th.Effect != spec.Caveat {
 				continue
 			}
@@ -137,6 +133,15 @@ func (r *run) inputsFor(in *instance, pa spec.Param) string {
 		return ""
 	}
 	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+// stackLayers lists the layer kinds of a stack, bottom to top.
+func stackLayers(stack []*instance) []string {
+	var layers []string
+	for _, in := range stack {
+		layers = append(layers, in.proto.Layer)
+	}
+	return layers
 }
 
 // pick keeps the guarantees on the dimensions a demand names.

@@ -156,13 +156,13 @@ func (l *Loader) LoadAppSource(srcs ...Source) (*App, error) {
 	if err := v.Err(); err != nil {
 		return nil, Diagnose("spec.invalid", err)
 	}
-	raw := v.LookupPath(cue.ParsePath("app"))
+	raw := v.LookupPath(Path("app"))
 	first := diag.Pos{File: srcs[0].Name, Line: 1, Col: 1}
 	if !raw.Exists() {
 		return nil, diag.Diagnostics{{Code: "spec.noapp", Pos: first,
 			Summary: "no `app` field: an app file declares `app: {name: ..., group: ..., environment: ..., data: ...}`"}}
 	}
-	u := l.schema.LookupPath(cue.ParsePath("#App")).Unify(raw)
+	u := l.schema.LookupPath(Path("#App")).Unify(raw)
 	if err := u.Validate(cue.Concrete(true)); err != nil {
 		return nil, l.explainInvalid(err, raw)
 	}
@@ -191,7 +191,7 @@ func (l *Loader) explainInvalid(err error, raw cue.Value) diag.Diagnostics {
 			// user's file, rather than at the schema.
 			parent := strings.TrimPrefix(path, "app.")
 			if j := strings.LastIndex(parent, "."); j >= 0 {
-				if pv := raw.LookupPath(cue.ParsePath(parent[:j])); pv.Exists() && PosOf(pv).IsValid() {
+				if pv := raw.LookupPath(Path(parent[:j])); pv.Exists() && PosOf(pv).IsValid() {
 					ds[i].Related = append([]diag.Pos{ds[i].Pos}, ds[i].Related...)
 					ds[i].Pos = PosOf(pv)
 				}
@@ -204,31 +204,31 @@ func (l *Loader) explainInvalid(err error, raw cue.Value) diag.Diagnostics {
 
 func (l *Loader) decodeApp(app *App, raw, u cue.Value) error {
 	var ds diag.Diagnostics
-	app.Name, _ = u.LookupPath(cue.ParsePath("name")).String()
-	app.Group, _ = u.LookupPath(cue.ParsePath("group")).String()
+	app.Name, _ = u.LookupPath(Path("name")).String()
+	app.Group, _ = u.LookupPath(Path("group")).String()
 
-	env := u.LookupPath(cue.ParsePath("environment"))
+	env := u.LookupPath(Path("environment"))
 	app.Env.Value = env
 	app.Env.FieldPos = map[string]diag.Pos{}
-	app.Env.Failures, _ = env.LookupPath(cue.ParsePath("failures")).String()
-	app.Env.Partitions, _ = env.LookupPath(cue.ParsePath("network.partitions")).Bool()
-	app.Env.Latency, _ = env.LookupPath(cue.ParsePath("network.latency")).String()
+	app.Env.Failures, _ = env.LookupPath(Path("failures")).String()
+	app.Env.Partitions, _ = env.LookupPath(Path("network.partitions")).Bool()
+	app.Env.Latency, _ = env.LookupPath(Path("network.latency")).String()
 	for _, f := range []string{"failures", "network.partitions", "network.latency"} {
 		app.Env.FieldPos[f] = l.fieldPos(app, raw, u, "environment."+f, "#Environment."+f)
 	}
 
-	nodeDefs := l.schema.LookupPath(cue.ParsePath("#NodeClass"))
-	it, _ := env.LookupPath(cue.ParsePath("nodes")).Fields()
+	nodeDefs := l.schema.LookupPath(Path("#NodeClass"))
+	it, _ := env.LookupPath(Path("nodes")).Fields()
 	for it.Next() {
 		name := it.Selector().Unquoted()
 		nv := it.Value()
 		nc := NodeClass{Name: name, Value: nv, FieldPos: map[string]diag.Pos{},
 			Pos: PosOf(raw.LookupPath(cue.MakePath(cue.Str("environment"), cue.Str("nodes"), cue.Str(name))))}
-		c, _ := nv.LookupPath(cue.ParsePath("count")).Int64()
+		c, _ := nv.LookupPath(Path("count")).Int64()
 		nc.Count = int(c)
 		for f, dst := range map[string]*string{"mobility": &nc.Mobility, "connectivity": &nc.Connectivity,
 			"reachable": &nc.Reachable, "trust": &nc.Trust, "storage": &nc.Storage, "power": &nc.Power, "arch": &nc.Arch} {
-			*dst, _ = nv.LookupPath(cue.ParsePath(f)).String()
+			*dst, _ = nv.LookupPath(Path(f)).String()
 		}
 		it2, _ := nodeDefs.Fields(cue.Optional(true))
 		for it2.Next() {
@@ -239,11 +239,11 @@ func (l *Loader) decodeApp(app *App, raw, u cue.Value) error {
 		app.Env.Nodes = append(app.Env.Nodes, nc)
 	}
 	if len(app.Env.Nodes) == 0 {
-		ds.Add("spec.nonodes", PosOf(raw.LookupPath(cue.ParsePath("environment"))),
+		ds.Add("spec.nonodes", PosOf(raw.LookupPath(Path("environment"))),
 			"app.environment.nodes: no node classes: say which devices run the app, e.g. nodes: phone: {count: 3, storage: \"durable\"}")
 	}
 
-	it, _ = u.LookupPath(cue.ParsePath("data")).Fields()
+	it, _ = u.LookupPath(Path("data")).Fields()
 	for it.Next() {
 		name := it.Selector().Unquoted()
 		cv := it.Value()
@@ -259,7 +259,7 @@ func (l *Loader) decodeApp(app *App, raw, u cue.Value) error {
 		}
 		app.Classes = append(app.Classes, c)
 	}
-	it, _ = u.LookupPath(cue.ParsePath("compute")).Fields()
+	it, _ = u.LookupPath(Path("compute")).Fields()
 	for it.Next() {
 		name := it.Selector().Unquoted()
 		cv := it.Value()
@@ -280,7 +280,7 @@ func (l *Loader) decodeApp(app *App, raw, u cue.Value) error {
 		ds.Add("spec.nodata", app.Pos, "app: no data classes and no compute: add data: {name: {consistency: ..., available: ...}}")
 	}
 
-	facts := l.schema.LookupPath(cue.ParsePath("#Facts")).FillPath(cue.MakePath(cue.Def("#env")), env)
+	facts := l.schema.LookupPath(Path("#Facts")).FillPath(cue.MakePath(cue.Def("#env")), env)
 	if err := facts.Validate(cue.Concrete(true)); err != nil {
 		ds = append(ds, Diagnose("spec.facts", err)...)
 		return ds
@@ -301,7 +301,7 @@ func (l *Loader) decodeApp(app *App, raw, u cue.Value) error {
 // fieldPos returns where the user wrote path, or, if the schema filled it
 // in, where the default is declared; in that case it records the default.
 func (l *Loader) fieldPos(app *App, raw, u cue.Value, path, schemaPath string) diag.Pos {
-	p := cue.ParsePath(path)
+	p := Path(path)
 	if rv := raw.LookupPath(p); rv.Exists() {
 		return PosOf(rv)
 	}
@@ -309,7 +309,7 @@ func (l *Loader) fieldPos(app *App, raw, u cue.Value, path, schemaPath string) d
 	if !uv.Exists() {
 		return diag.Pos{}
 	}
-	sv := l.schema.LookupPath(cue.ParsePath(schemaPath))
+	sv := l.schema.LookupPath(Path(schemaPath))
 	if dv, ok := uv.Default(); ok {
 		uv = dv
 	}

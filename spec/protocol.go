@@ -47,14 +47,19 @@ type Protocol struct {
 	// Written is the spec file as written, before it is closed against
 	// #Protocol: positions are looked up here, since a value derived from
 	// an input (durability: class.durability) reports the schema's
-	// position once unified.
+	// position once unified. The planner instantiates it, and checks what
+	// each instance computes with an InstanceChecker.
 	Written cue.Value `json:"-"`
+	// Instance is what the planner instantiates: Written without the
+	// fields that describe the protocol rather than compute its instances
+	// (see instanceFile), or Written itself.
+	Instance cue.Value `json:"-"`
 }
 
 // PosOf returns where path (e.g. "guarantees.durability") is written in
 // the spec file, or where the protocol's name is if it is not.
 func (p *Protocol) PosOf(path string) diag.Pos {
-	if pos := PosOf(p.Written.LookupPath(cue.ParsePath(path))); pos.IsValid() {
+	if pos := PosOf(p.Written.LookupPath(Path(path))); pos.IsValid() {
 		return pos
 	}
 	return p.Pos
@@ -98,14 +103,17 @@ func (l *Loader) LoadProtocol(name string, src []byte) (*Protocol, error) {
 	if err := file.Err(); err != nil {
 		return nil, Diagnose("protocol.invalid", err)
 	}
-	v := l.schema.LookupPath(cue.ParsePath("#Protocol")).Unify(file)
+	v := l.schema.LookupPath(Path("#Protocol")).Unify(file)
 	if err := v.Validate(); err != nil {
 		return nil, Diagnose("protocol.invalid", err)
 	}
-	p := &Protocol{Source: name, Value: v, Written: file, Pos: diag.Pos{File: name, Line: 1, Col: 1}}
+	p := &Protocol{Source: name, Value: v, Written: file, Instance: file, Pos: diag.Pos{File: name, Line: 1, Col: 1}}
+	if inst, ok := l.instanceFile(name, buf, f); ok {
+		p.Instance = inst
+	}
 	var ds diag.Diagnostics
 	str := func(field string, dst *string, required bool) {
-		fv := v.LookupPath(cue.ParsePath(field))
+		fv := v.LookupPath(Path(field))
 		s, err := fv.String()
 		if err != nil && (required || fv.Exists()) {
 			ds.Add("protocol.invalid", PosOf(fv), "%s: %s must be a concrete string", name, field)
@@ -115,32 +123,114 @@ func (l *Loader) LoadProtocol(name string, src []byte) (*Protocol, error) {
 	str("name", &p.Name, true)
 	str("layer", &p.Layer, true)
 	str("summary", &p.Summary, true)
-	if c := v.LookupPath(cue.ParsePath("cite")); c.Exists() {
+	if c := v.LookupPath(Path("cite")); c.Exists() {
 		str("cite", &p.Cite, false)
 	}
-	impl, err := v.LookupPath(cue.ParsePath("implemented")).Bool()
+	impl, err := v.LookupPath(Path("implemented")).Bool()
 	if err != nil {
-		ds.Add("protocol.invalid", PosOf(v.LookupPath(cue.ParsePath("implemented"))), "%s: implemented must be true or false", name)
+		ds.Add("protocol.invalid", PosOf(v.LookupPath(Path("implemented"))), "%s: implemented must be true or false", name)
 	}
 	p.Implemented = impl
-	if err := v.LookupPath(cue.ParsePath("provides")).Decode(&p.Provides); err != nil {
-		ds.Add("protocol.invalid", PosOf(v.LookupPath(cue.ParsePath("provides"))), "%s: provides must be a concrete list of capabilities: %v", name, err)
+	if err := v.LookupPath(Path("provides")).Decode(&p.Provides); err != nil {
+		ds.Add("protocol.invalid", PosOf(v.LookupPath(Path("provides"))), "%s: provides must be a concrete list of capabilities: %v", name, err)
 	}
-	if np := v.LookupPath(cue.ParsePath("name")); np.Exists() {
+	if np := v.LookupPath(Path("name")); np.Exists() {
 		p.Pos = PosOf(np)
 	}
 	// Positions and texts come from the file as written, kinds and
 	// choices from the value closed against #Protocol.
-	p.AssumeEnv = assumptions(file.LookupPath(cue.ParsePath("assumes.environment")), "")
-	p.AssumeNodes = assumptions(file.LookupPath(cue.ParsePath("assumes.nodes")), "")
-	p.AssumeHosts = assumptions(file.LookupPath(cue.ParsePath("assumes.hosts")), "")
-	p.Params, err = decodeParams(v.LookupPath(cue.ParsePath("params")), file.LookupPath(cue.ParsePath("params")))
+	p.AssumeEnv = assumptions(file.LookupPath(Path("assumes.environment")), "")
+	p.AssumeNodes = assumptions(file.LookupPath(Path("assumes.nodes")), "")
+	p.AssumeHosts = assumptions(file.LookupPath(Path("assumes.hosts")), "")
+	p.Params, err = decodeParams(v.LookupPath(Path("params")), file.LookupPath(Path("params")))
 	if err != nil {
-		ds.Add("protocol.invalid", PosOf(v.LookupPath(cue.ParsePath("params"))), "%s: %v", name, err)
+		ds.Add("protocol.invalid", PosOf(v.LookupPath(Path("params"))), "%s: %v", name, err)
 	}
 	p.ClassFields, p.AllClass = classRefs(f)
 	p.MayRequire = requiredCapabilities(f)
 	return p, ds.Err()
+}
+
+// descriptive are the top-level fields of a spec that the planner decodes
+// once at load and never reads from an instance.
+func descriptive(label string) bool {
+	switch label {
+	case "name", "layer", "summary", "cite", "implemented", "provides", "assumes":
+		return true
+	}
+	return false
+}
+
+// instanceFile compiles the spec with its descriptive fields left out, so
+// that instantiating it does not evaluate them again (the assumes
+// patterns' disjunctions above all). It does so only when those fields
+// refer to no other field or input, so that they cannot fail with an
+// instance's inputs, and nothing else refers to them, so that leaving them
+// out changes no other field's value. The fields are blanked out in
+// place, so every other field keeps its position.
+func (l *Loader) instanceFile(name string, src []byte, f *ast.File) (cue.Value, bool) {
+	labels := map[string]bool{}
+	for _, d := range f.Decls {
+		if fd, ok := d.(*ast.Field); ok {
+			if n, _, err := ast.LabelName(fd.Label); err == nil {
+				labels[n] = true
+			}
+		}
+	}
+	refersTo := func(n ast.Node, match func(string) bool) bool {
+		found := false
+		ast.Walk(n, func(n ast.Node) bool {
+			if id, ok := n.(*ast.Ident); ok && match(id.Name) {
+				found = true
+			}
+			return !found
+		}, nil)
+		return found
+	}
+	out := append([]byte(nil), src...)
+	blanked := false
+	for _, d := range f.Decls {
+		fd, ok := d.(*ast.Field)
+		if !ok {
+			if _, imp := d.(*ast.ImportDecl); imp || isComment(d) {
+				continue
+			}
+			return cue.Value{}, false // an embedding, a comprehension, a let
+		}
+		n, _, err := ast.LabelName(fd.Label)
+		if err != nil {
+			return cue.Value{}, false
+		}
+		if !descriptive(n) {
+			if refersTo(fd.Value, descriptive) {
+				return cue.Value{}, false
+			}
+			continue
+		}
+		if refersTo(fd.Value, func(id string) bool { return labels[id] }) {
+			return cue.Value{}, false
+		}
+		for i := fd.Pos().Offset(); i < fd.End().Offset(); i++ {
+			if out[i] != '\n' {
+				out[i] = ' '
+			}
+		}
+		blanked = true
+	}
+	if !blanked {
+		return cue.Value{}, false
+	}
+	g, err := parser.ParseFile(name, out, parser.ParseComments)
+	if err != nil {
+		return cue.Value{}, false
+	}
+	v := l.ctx.BuildFile(g, cue.Scope(l.schema))
+	return v, v.Err() == nil
+}
+
+func isComment(d ast.Decl) bool {
+	_, ok := d.(*ast.CommentGroup)
+	return ok
 }
 
 // assumptions flattens a pattern into its leaf fields, in written order.

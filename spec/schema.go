@@ -32,6 +32,12 @@ type Loader struct {
 	Layers         []string
 	Weights        map[string]float64
 	Theorems       []Theorem
+
+	// check is what an InstanceChecker checks instances against.
+	check instanceSchema
+	// ruleBatch and goalBatch are what RuleBatch and GoalBatch return,
+	// compiled once.
+	ruleBatch, goalBatch cue.Value
 }
 
 // NewLoader compiles the embedded schema. It fails only if the schema
@@ -75,7 +81,20 @@ func (l *Loader) Context() *cue.Context { return l.ctx }
 func (l *Loader) Schema() cue.Value { return l.schema }
 
 // Rules returns the theorem rules, with `s` still to be filled.
-func (l *Loader) Rules() cue.Value { return l.schema.LookupPath(cue.ParsePath("rules")) }
+func (l *Loader) Rules() cue.Value { return l.schema.LookupPath(Path("rules")) }
+
+// GoalBatch returns a value that evaluates the goals of many classes at
+// once: fill batchIn with {kind: "data" | "compute", class: ...} by key
+// and read batchOut[key] as goals[kind] with that class.
+func (l *Loader) GoalBatch() cue.Value { return l.goalBatch }
+
+// RuleBatch returns a value that evaluates many theorems on many
+// situations at once: fill batchEnv with the environment's facts and
+// batchIn with {theorem: NAME, s: {class: ..., stack: ...}} by key, and
+// read batchOut[key] as rules.theorems[NAME] with that situation.
+// Evaluating one rule costs CUE little more than setting up an
+// evaluation, so one evaluation of many is far cheaper than many.
+func (l *Loader) RuleBatch() cue.Value { return l.ruleBatch }
 
 // SchemaFiles returns the embedded schema sources by name, for tools that
 // evaluate them outside the loader (the benchmark's bare CUE baseline).
@@ -91,31 +110,38 @@ func SchemaFiles() map[string][]byte {
 
 func (l *Loader) decodeSchema() error {
 	var err error
-	if l.Lattice, err = decodeLattice(l.schema.LookupPath(cue.ParsePath("models"))); err != nil {
+	if l.Lattice, err = decodeLattice(l.schema.LookupPath(Path("models"))); err != nil {
 		return err
 	}
-	if err := l.schema.LookupPath(cue.ParsePath("layers")).Decode(&l.Layers); err != nil {
+	if err := l.schema.LookupPath(Path("layers")).Decode(&l.Layers); err != nil {
 		return fmt.Errorf("layers: %w", err)
 	}
-	if err := l.schema.LookupPath(cue.ParsePath("costWeights")).Decode(&l.Weights); err != nil {
+	if err := l.schema.LookupPath(Path("costWeights")).Decode(&l.Weights); err != nil {
 		return fmt.Errorf("costWeights: %w", err)
 	}
 	l.Dimensions = map[string]Dimension{}
-	if err := l.schema.LookupPath(cue.ParsePath("dimensions")).Decode(&l.Dimensions); err != nil {
+	if err := l.schema.LookupPath(Path("dimensions")).Decode(&l.Dimensions); err != nil {
 		return fmt.Errorf("dimensions: %w", err)
 	}
 	for name, d := range l.Dimensions {
 		d.Name = name
 		l.Dimensions[name] = d
 	}
-	it, err := l.schema.LookupPath(cue.ParsePath("dimensions")).Fields()
+	it, err := l.schema.LookupPath(Path("dimensions")).Fields()
 	if err != nil {
 		return fmt.Errorf("dimensions: %w", err)
 	}
 	for it.Next() {
 		l.DimensionOrder = append(l.DimensionOrder, it.Selector().Unquoted())
 	}
-	return l.decodeTheorems()
+	l.check = newInstanceSchema(l.schema)
+	if err := l.compileGoalBatch(); err != nil {
+		return err
+	}
+	if err := l.decodeTheorems(); err != nil {
+		return err
+	}
+	return l.compileRuleBatch()
 }
 
 // LayerIndex returns the position of a layer kind, bottom first, or -1.

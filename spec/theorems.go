@@ -38,8 +38,8 @@ const (
 )
 
 func (l *Loader) decodeTheorems() error {
-	derived := situationDeps(l.schema.LookupPath(cue.ParsePath("#Situation")))
-	it, err := l.Rules().LookupPath(cue.ParsePath("theorems")).Fields()
+	derived := situationDeps(l.schema.LookupPath(Path("#Situation")))
+	it, err := l.Rules().LookupPath(Path("theorems")).Fields()
 	if err != nil {
 		return fmt.Errorf("theorems: %w", err)
 	}
@@ -54,20 +54,20 @@ func (l *Loader) decodeTheorems() error {
 			name string
 			dst  *string
 		}{{"title", &t.Title}, {"cite", &t.Cite}, {"statement", &t.Statement}, {"effect", &t.Effect}, {"blocks", &t.Blocks}} {
-			s, err := v.LookupPath(cue.ParsePath(f.name)).String()
+			s, err := v.LookupPath(Path(f.name)).String()
 			if err != nil {
 				return fmt.Errorf("theorems.%s.%s: %w", it.Selector(), f.name, err)
 			}
 			*f.dst = s
 		}
-		if d := v.LookupPath(cue.ParsePath("demand.capability")); d.Exists() {
+		if d := v.LookupPath(Path("demand.capability")); d.Exists() {
 			t.Demand.Capability, _ = d.String()
 		}
 		l.Theorems = append(l.Theorems, Theorem{
 			Name: it.Selector().String(), Title: t.Title, Cite: t.Cite, Statement: t.Statement,
 			// The struct's own position is the `[string]: #Theorem`
 			// pattern; the title is the first line of the theorem itself.
-			Effect: t.Effect, Blocks: t.Blocks, Demand: t.Demand.Capability, Pos: PosOf(v.LookupPath(cue.ParsePath("title"))),
+			Effect: t.Effect, Blocks: t.Blocks, Demand: t.Demand.Capability, Pos: PosOf(v.LookupPath(Path("title"))),
 			Reads: theoremReads(v, derived),
 		})
 	}
@@ -138,7 +138,7 @@ func theoremReads(v cue.Value, derived map[string][]string) []string {
 	// Only `fires` and `reason` depend on the situation; walk each as
 	// written (the theorem struct as a whole has several sources).
 	for _, f := range []string{"fires", "reason"} {
-		fv := v.LookupPath(cue.ParsePath(f))
+		fv := v.LookupPath(Path(f))
 		srcs := []ast.Node{fv.Source()}
 		if srcs[0] == nil {
 			// Unified with #Theorem's `bool`/`string`, the field has two

@@ -1,0 +1,4 @@
+package spec
+
+// RuleBatchSourceForTest exposes ruleBatchSource to the external tests.
+var RuleBatchSourceForTest = ruleBatchSource
