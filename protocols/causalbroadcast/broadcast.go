@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/rime-dev/rime/protocols/seal"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
@@ -99,7 +100,7 @@ type Broadcast struct {
 	mem     protocols.Membership
 	ep      network.Endpoint
 	service string
-	seal    *sealer
+	seal    *seal.Sealer
 	self    string // sender name: node ID and incarnation
 
 	port       network.Port
@@ -148,7 +149,7 @@ func (b *Broadcast) Provision(env *protocols.Env) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
-	if b.seal, err = newSealer(key, b.service); err != nil {
+	if b.seal, err = seal.New(key, b.service); err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
 	var inc [4]byte
@@ -273,7 +274,7 @@ func (b *Broadcast) push(ctx context.Context, msgs []causal.Msg, except string) 
 	b.mu.Unlock()
 	peers = peers[:min(len(peers), b.cfg.Fanout)]
 	for _, frame := range b.frames(msgs) {
-		sealed := b.seal.seal(frame)
+		sealed := b.seal.Seal(frame)
 		for _, p := range peers {
 			b.send(ctx, p, sealed)
 		}
@@ -421,7 +422,7 @@ func (b *Broadcast) receive() {
 	defer cancel()
 	go func() { <-b.stop; cancel() }()
 	for p := range b.port.Packets() {
-		plain, err := b.seal.open(p.Payload)
+		plain, err := b.seal.Open(p.Payload)
 		if err != nil {
 			b.lg.Debug("causal-broadcast: dropped datagram", "from", p.From, "err", err)
 			continue
@@ -502,7 +503,7 @@ func (b *Broadcast) answer(ctx context.Context, asker vv.VV, to string) {
 	}
 	b.mu.Unlock()
 	if len(skip) > 0 {
-		b.send(ctx, to, b.seal.seal(encodeVec(kindSkip, skip)))
+		b.send(ctx, to, b.seal.Seal(encodeVec(kindSkip, skip)))
 	}
 	// A message's vector sum exceeds each of its causes', so this order
 	// lets the asker deliver each message as it arrives.
@@ -513,7 +514,7 @@ func (b *Broadcast) answer(ctx context.Context, asker vv.VV, to string) {
 		return x.ID.Compare(y.ID)
 	})
 	for _, f := range b.frames(msgs) {
-		b.send(ctx, to, b.seal.seal(f))
+		b.send(ctx, to, b.seal.Seal(f))
 	}
 }
 
@@ -563,7 +564,7 @@ func (b *Broadcast) antiEntropy() {
 		b.mu.Lock()
 		p := peers[b.rng.IntN(len(peers))]
 		b.mu.Unlock()
-		b.send(ctx, p, b.seal.seal(encodeVec(kindDigest, mine)))
+		b.send(ctx, p, b.seal.Seal(encodeVec(kindDigest, mine)))
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/rime-dev/rime/protocols/seal"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
@@ -97,7 +98,7 @@ type Replication struct {
 	ep      network.Endpoint
 	store   protocols.Store // nil: the replica lives in memory
 	service string
-	seal    *sealer
+	seal    *seal.Sealer
 
 	// Owned by the loop goroutine.
 	disk    *disk
@@ -204,7 +205,7 @@ func (r *Replication) Provision(env *protocols.Env) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
-	if r.seal, err = newSealer(key, r.service); err != nil {
+	if r.seal, err = seal.New(key, r.service); err != nil {
 		return fmt.Errorf("%s: %w", Name, err)
 	}
 	var seed [16]byte
@@ -508,7 +509,7 @@ func (r *Replication) addDelta(st crdt.State) {
 
 // received handles a frame from a peer.
 func (r *Replication) received(p network.Packet) {
-	plain, err := r.seal.open(p.Payload)
+	plain, err := r.seal.Open(p.Payload)
 	if err == nil {
 		var f frame
 		if f, err = decodeFrame(plain); err == nil {
@@ -711,7 +712,7 @@ func (r *Replication) persist(b batch) error {
 }
 
 func (r *Replication) send(ctx context.Context, to string, plain []byte) {
-	sealed := r.seal.seal(plain)
+	sealed := r.seal.Seal(plain)
 	if len(sealed) > network.MaxDatagram {
 		// TODO: split deltas beyond one datagram (16 MiB) by replica.
 		r.lg.Error("crdt-replication: delta too large for one datagram", "to", to, "bytes", len(sealed))

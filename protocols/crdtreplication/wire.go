@@ -9,7 +9,7 @@ import (
 )
 
 // Frames on the service "crdt/<class>", sealed like the broadcast's
-// (seal.go), version 1:
+// (protocols/seal), version 1:
 //
 //	version byte (1) | kind byte | body
 //
