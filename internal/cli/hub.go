@@ -18,9 +18,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/rime-dev/rime/hub"
-	"github.com/rime-dev/rime/policy"
 	"github.com/rime-dev/rime/identity"
 	"github.com/rime-dev/rime/network/tlsnet"
+	"github.com/rime-dev/rime/policy"
 )
 
 type hubOptions struct {
