@@ -201,7 +201,8 @@ func demandsKey(ds []demand) string {
 }
 
 func (r *run) solve(p *spec.Protocol, cls classInput, dems []demand) ([]*instance, string) {
-	if _, err := r.base(p, cls); err != nil {
+	base, err := r.base(p, cls)
+	if err != nil {
 		return nil, "its parameters cannot be satisfied: " + firstLine(err)
 	}
 	var choiceParams, intParams []spec.Param
@@ -222,6 +223,12 @@ func (r *run) solve(p *spec.Protocol, cls classInput, dems []demand) ([]*instanc
 				var val any = c
 				if pa.Kind == "bool" {
 					val = c == "true"
+				}
+				if !r.admits(base, pa.Name, val) {
+					// The class already rules this choice out (a
+					// parameter bound to a class field): trying it would
+					// only fail, and failures are the costly path.
+					continue
 				}
 				next := copyMap(chosen)
 				next[pa.Name] = val
@@ -253,6 +260,18 @@ func (r *run) solve(p *spec.Protocol, cls classInput, dems []demand) ([]*instanc
 		return nil, strings.Join(dedupe(reasons), "; ")
 	}
 	return out, ""
+}
+
+// admits reports whether the parameter name of base (a spec instantiated
+// for a class) can take val. Choices are read from the spec alone, before
+// any class; a choice bound to a class field ("type: ... & class.type")
+// has one value per class, and the others need not be tried.
+func (r *run) admits(base cue.Value, name string, val any) bool {
+	pv := base.LookupPath(cue.MakePath(cue.Str("params"), cue.Str(name)))
+	if !pv.Exists() {
+		return true
+	}
+	return pv.Unify(r.ctx.Encode(val)).Err() == nil
 }
 
 // feasibleInts lists, ascending, the values of an integer parameter that
