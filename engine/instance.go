@@ -224,7 +224,7 @@ func (r *run) solve(p *spec.Protocol, cls classInput, dems []demand) ([]*instanc
 				if pa.Kind == "bool" {
 					val = c == "true"
 				}
-				if !r.admits(base, pa.Name, val) {
+				if !r.admits(p, cls, base, pa.Name, val) {
 					// The class already rules this choice out (a
 					// parameter bound to a class field): trying it would
 					// only fail, and failures are the costly path.
@@ -266,12 +266,17 @@ func (r *run) solve(p *spec.Protocol, cls classInput, dems []demand) ([]*instanc
 // for a class) can take val. Choices are read from the spec alone, before
 // any class; a choice bound to a class field ("type: ... & class.type")
 // has one value per class, and the others need not be tried.
-func (r *run) admits(base cue.Value, name string, val any) bool {
-	pv := base.LookupPath(cue.MakePath(cue.Str("params"), cue.Str(name)))
-	if !pv.Exists() {
-		return true
+func (r *run) admits(p *spec.Protocol, cls classInput, base cue.Value, name string, val any) bool {
+	key := fmt.Sprintf("%s|%s|%s=%v", p.Name, cls.keyFor(p), name, val)
+	if ok, seen := r.admitted[key]; seen {
+		return ok
 	}
-	return pv.Unify(r.ctx.Encode(val)).Err() == nil
+	ok := true
+	if pv := base.LookupPath(cue.MakePath(cue.Str("params"), cue.Str(name))); pv.Exists() {
+		ok = pv.Unify(r.ctx.Encode(val)).Err() == nil
+	}
+	r.admitted[key] = ok
+	return ok
 }
 
 // feasibleInts lists, ascending, the values of an integer parameter that

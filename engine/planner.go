@@ -38,8 +38,10 @@ type run struct {
 	// schemaBase holds their inputs' errors closed against #Protocol.
 	failed     map[string]bool
 	schemaBase map[string]error
-	ints       map[string][]int64
-	bounds     map[string]float64
+	// admitted caches admits: protocol|class key|param=value.
+	admitted map[string]bool
+	ints     map[string][]int64
+	bounds   map[string]float64
 }
 
 // Plan plans every class and computation of app.
@@ -56,6 +58,7 @@ func (p *Planner) Plan(app *spec.App) *Plan {
 		values:     map[string]valErr{},
 		failed:     map[string]bool{},
 		schemaBase: map[string]error{},
+		admitted:   map[string]bool{},
 		ints:       map[string][]int64{},
 		bounds:     map[string]float64{},
 	}
