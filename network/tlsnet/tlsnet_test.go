@@ -40,15 +40,21 @@ func noLeaks(t *testing.T) {
 	})
 }
 
-// logBuffer collects an endpoint's log so tests can check what it says.
+// logBuffer collects an endpoint's log so tests can check what it says,
+// and wait for what it will say.
 type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
+	mu      sync.Mutex
+	buf     bytes.Buffer
+	changed chan struct{} // closed and replaced at every write
 }
 
 func (l *logBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.changed != nil {
+		close(l.changed)
+	}
+	l.changed = make(chan struct{})
 	return l.buf.Write(p)
 }
 
@@ -58,15 +64,32 @@ func (l *logBuffer) String() string {
 	return l.buf.String()
 }
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
+// next is a channel closed at the next write.
+func (l *logBuffer) next() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.changed == nil {
+		l.changed = make(chan struct{})
+	}
+	return l.changed
+}
+
+// waitFor re-checks cond at every write to log (what cond reads) until it
+// holds, and fails the test after 5 s.
+func waitFor(t *testing.T, what string, log *logBuffer, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
+	deadline := time.NewTimer(5 * time.Second)
+	defer deadline.Stop()
+	for {
+		next := log.next()
+		if cond() {
+			return
+		}
+		select {
+		case <-next:
+		case <-deadline.C:
 			t.Fatalf("timed out waiting for %s", what)
 		}
-		time.Sleep(time.Millisecond) // polling with a deadline, in a test only
 	}
 }
 
@@ -303,7 +326,7 @@ func TestAuthorizeRejects(t *testing.T) {
 		if !errors.Is(err, ErrUnauthorized) || !strings.Contains(err.Error(), stranger.id.ID()) {
 			t.Fatalf("dial from a refused key: %v", err)
 		}
-		waitFor(t, "the refusal in the acceptor's log", func() bool { return refusals() >= 1 })
+		waitFor(t, "the refusal in the acceptor's log", strict.log, func() bool { return refusals() >= 1 })
 		for _, want := range []string{"not a member of group friends", stranger.id.ID()} {
 			if !strings.Contains(strict.log.String(), want) {
 				t.Errorf("acceptor's log does not say %q:\n%s", want, strict.log.String())
@@ -315,8 +338,8 @@ func TestAuthorizeRejects(t *testing.T) {
 		if err := stranger.ep.Send(ctx, strict.ep.Addr(), "svc", []byte("let me in")); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the carrier's refusal", func() bool { return refusals() >= 2 })
-		waitFor(t, "the sender to log the loss", func() bool {
+		waitFor(t, "the carrier's refusal", strict.log, func() bool { return refusals() >= 2 })
+		waitFor(t, "the sender to log the loss", stranger.log, func() bool {
 			return strings.Contains(stranger.log.String(), "datagrams lost")
 		})
 		empty(t, p)
@@ -354,7 +377,7 @@ func TestUnreachable(t *testing.T) {
 	if err := a.ep.Send(context.Background(), dead, "svc", []byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the loss in the log", func() bool { return strings.Contains(a.log.String(), "datagrams lost") })
+	waitFor(t, "the loss in the log", a.log, func() bool { return strings.Contains(a.log.String(), "datagrams lost") })
 
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

@@ -98,6 +98,9 @@ type Swim struct {
 	view    map[string]*entry
 	intents map[intent]time.Time // leave intents known, and when learnt
 	subs    map[*subscriber]struct{}
+	// now is the view's clock (time.Now; tests move it), for state-change
+	// times and retention.
+	now func() time.Time
 }
 
 // entry is one member of the view.
@@ -118,6 +121,7 @@ func New(c Config) *Swim {
 		intents: map[intent]time.Time{},
 		subs:    map[*subscriber]struct{}{},
 		log:     slog.New(slog.DiscardHandler),
+		now:     time.Now,
 	}
 	s.queue = &memberlist.TransmitLimitedQueue{
 		// As memberlist's own queue: a broadcast is sent
@@ -512,7 +516,7 @@ func (s *Swim) Self() protocols.Member {
 // Config.Retention.
 func (s *Swim) Members() []protocols.Member {
 	s.mu.Lock()
-	s.pruneLocked(time.Now())
+	s.pruneLocked(s.now())
 	out := make([]protocols.Member, 0, len(s.view)+1)
 	for _, e := range s.view {
 		out = append(out, e.m)
@@ -559,7 +563,7 @@ func (s *Swim) observe(n *memberlist.Node, st protocols.MemberState) {
 	if err != nil {
 		s.log.Warn("swim: member without readable metadata", "member", n.Name, "err", err)
 	}
-	now := time.Now()
+	now := s.now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopped {
@@ -652,7 +656,7 @@ func (d delegate) NotifyMsg(b []byte) {
 		return
 	}
 	d.s.mu.Lock()
-	news := d.s.learnLocked(in, time.Now())
+	news := d.s.learnLocked(in, d.s.now())
 	d.s.mu.Unlock()
 	if news {
 		d.s.queue.QueueBroadcast(&intentBroadcast{in: in, msg: encodeIntent(in)})
@@ -684,7 +688,7 @@ func (d delegate) MergeRemoteState(b []byte, _ bool) {
 		d.s.log.Warn("swim: unreadable push/pull state", "err", err)
 		return
 	}
-	now := time.Now()
+	now := d.s.now()
 	d.s.mu.Lock()
 	defer d.s.mu.Unlock()
 	for _, in := range st.Leaving {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -157,19 +158,37 @@ func span(from, to int) []int {
 
 // waitFor polls cond until it returns nil, and fails with its last error
 // after d. It returns how long it took.
-func waitFor(t *testing.T, d time.Duration, cond func() error) time.Duration {
+// waitFor re-checks cond at every membership event of the given nodes
+// (no polling) until it holds, and fails the test after d.
+func waitFor(t *testing.T, d time.Duration, cond func() error, nodes ...*Swim) time.Duration {
 	t.Helper()
 	start := time.Now()
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	cases := []reflect.SelectCase{{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(deadline.C)}}
+	for _, n := range nodes {
+		events, cancel := n.Subscribe()
+		defer cancel()
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(events)})
+	}
 	for {
 		err := cond()
 		if err == nil {
 			return time.Since(start)
 		}
-		if time.Since(start) > d {
+		if i, _, _ := reflect.Select(cases); i == 0 {
 			t.Fatalf("after %v: %v", d, err)
 		}
-		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// all is every node the cluster started, for waitFor.
+func (c *cluster) all() []*Swim {
+	var out []*Swim
+	for _, n := range c.nodes {
+		out = append(out, n)
+	}
+	return out
 }
 
 func TestJoinFullView(t *testing.T) {
@@ -190,7 +209,7 @@ func TestJoinFullView(t *testing.T) {
 			}
 		}
 		return nil
-	})
+	}, c.all()...)
 	t.Logf("full view on all 5 nodes %v after the last join (%v after the first start)", took, time.Since(start))
 	self := c.nodes[3].Self()
 	if want := (protocols.Member{ID: "n3", Addr: addrOf(3), NodeClass: "phone", State: protocols.MemberAlive}); self != want {
@@ -201,13 +220,13 @@ func TestJoinFullView(t *testing.T) {
 func TestGracefulLeaveIsLeft(t *testing.T) {
 	c := newCluster(t, 2)
 	c.startAll(5)
-	waitFor(t, 10*time.Second, func() error { return c.sees(span(1, 5), span(1, 5), protocols.MemberAlive) })
+	waitFor(t, 10*time.Second, func() error { return c.sees(span(1, 5), span(1, 5), protocols.MemberAlive) }, c.all()...)
 	start := time.Now()
 	if err := c.nodes[5].Close(); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("Close took %v", time.Since(start))
-	took := waitFor(t, 10*time.Second, func() error { return c.sees(span(1, 4), []int{5}, protocols.MemberLeft) })
+	took := waitFor(t, 10*time.Second, func() error { return c.sees(span(1, 4), []int{5}, protocols.MemberLeft) }, c.all()...)
 	t.Logf("left seen by all 4 others %v after Close returned", took)
 	if st := c.nodes[5].Self().State; st != protocols.MemberLeft {
 		t.Errorf("n5 sees itself %v, want left", st)
@@ -220,10 +239,10 @@ func TestGracefulLeaveIsLeft(t *testing.T) {
 func TestCrashIsDeadAndRestartRejoins(t *testing.T) {
 	c := newCluster(t, 3)
 	c.startAll(5)
-	waitFor(t, 10*time.Second, func() error { return c.sees(span(1, 5), span(1, 5), protocols.MemberAlive) })
+	waitFor(t, 10*time.Second, func() error { return c.sees(span(1, 5), span(1, 5), protocols.MemberAlive) }, c.all()...)
 
 	c.net.Crash(addrOf(5))
-	took := waitFor(t, 10*time.Second, func() error { return c.sees(span(1, 4), []int{5}, protocols.MemberDead) })
+	took := waitFor(t, 10*time.Second, func() error { return c.sees(span(1, 4), []int{5}, protocols.MemberDead) }, c.all()...)
 	t.Logf("crash of n5 seen as dead by all 4 others after %v", took)
 	if err := c.sees(span(1, 4), span(1, 4), protocols.MemberAlive); err != nil {
 		t.Error(err)
@@ -238,7 +257,7 @@ func TestCrashIsDeadAndRestartRejoins(t *testing.T) {
 	if _, err := c.start(ctx, 5, []string{addrOf(1)}, groupSecret()); err != nil {
 		t.Fatal(err)
 	}
-	took = waitFor(t, 10*time.Second, func() error { return c.sees(span(1, 5), span(1, 5), protocols.MemberAlive) })
+	took = waitFor(t, 10*time.Second, func() error { return c.sees(span(1, 5), span(1, 5), protocols.MemberAlive) }, c.all()...)
 	t.Logf("restarted n5 alive everywhere %v after Start returned (%v after Start began)", took, time.Since(start))
 }
 
@@ -247,9 +266,9 @@ func TestCrashIsDeadAndRestartRejoins(t *testing.T) {
 func TestRestartAtNewAddress(t *testing.T) {
 	c := newCluster(t, 10)
 	c.startAll(4)
-	waitFor(t, 10*time.Second, func() error { return c.sees(span(1, 4), span(1, 4), protocols.MemberAlive) })
+	waitFor(t, 10*time.Second, func() error { return c.sees(span(1, 4), span(1, 4), protocols.MemberAlive) }, c.all()...)
 	c.net.Crash(addrOf(4))
-	waitFor(t, 10*time.Second, func() error { return c.sees(span(1, 3), []int{4}, protocols.MemberDead) })
+	waitFor(t, 10*time.Second, func() error { return c.sees(span(1, 3), []int{4}, protocols.MemberDead) }, c.all()...)
 	c.nodes[4].Close()
 
 	ep, err := c.net.Listen("10.0.1.4:7946")
@@ -281,14 +300,14 @@ func TestRestartAtNewAddress(t *testing.T) {
 			}
 		}
 		return nil
-	})
+	}, c.all()...)
 	t.Logf("n4 alive at its new address everywhere %v after Start returned", took)
 }
 
 func TestPartitionAndHeal(t *testing.T) {
 	c := newCluster(t, 4)
 	c.startAll(5)
-	waitFor(t, 10*time.Second, func() error { return c.sees(span(1, 5), span(1, 5), protocols.MemberAlive) })
+	waitFor(t, 10*time.Second, func() error { return c.sees(span(1, 5), span(1, 5), protocols.MemberAlive) }, c.all()...)
 
 	left, right := []int{1, 2}, []int{3, 4, 5}
 	c.net.Partition([]string{addrOf(1), addrOf(2)}, []string{addrOf(3), addrOf(4), addrOf(5)})
@@ -303,11 +322,11 @@ func TestPartitionAndHeal(t *testing.T) {
 			return err
 		}
 		return c.sees(right, right, protocols.MemberAlive)
-	})
+	}, c.all()...)
 	t.Logf("each side of {1,2}|{3,4,5} sees the other down after %v", took)
 
 	c.net.Heal()
-	took = waitFor(t, 15*time.Second, func() error { return c.sees(span(1, 5), span(1, 5), protocols.MemberAlive) })
+	took = waitFor(t, 15*time.Second, func() error { return c.sees(span(1, 5), span(1, 5), protocols.MemberAlive) }, c.all()...)
 	t.Logf("all alive everywhere %v after Heal", took)
 }
 
@@ -315,7 +334,7 @@ func TestDatagramLoss(t *testing.T) {
 	c := newCluster(t, 5)
 	c.net.SetLoss(0.10)
 	c.startAll(5)
-	took := waitFor(t, 15*time.Second, func() error { return c.sees(span(1, 5), span(1, 5), protocols.MemberAlive) })
+	took := waitFor(t, 15*time.Second, func() error { return c.sees(span(1, 5), span(1, 5), protocols.MemberAlive) }, c.all()...)
 	t.Logf("10%% loss: full view after %v", took)
 
 	c.net.Crash(addrOf(5))
@@ -324,7 +343,7 @@ func TestDatagramLoss(t *testing.T) {
 			return err
 		}
 		return c.sees(span(1, 4), span(1, 4), protocols.MemberAlive)
-	})
+	}, c.all()...)
 	t.Logf("10%% loss: crash seen as dead by all others after %v", took)
 	if st := c.net.Stats(); st.Lost == 0 {
 		t.Errorf("no datagram was lost: %+v", st)
@@ -334,7 +353,7 @@ func TestDatagramLoss(t *testing.T) {
 func TestOtherGroupSecretCannotJoin(t *testing.T) {
 	c := newCluster(t, 6)
 	c.startAll(3)
-	waitFor(t, 10*time.Second, func() error { return c.sees(span(1, 3), span(1, 3), protocols.MemberAlive) })
+	waitFor(t, 10*time.Second, func() error { return c.sees(span(1, 3), span(1, 3), protocols.MemberAlive) }, c.all()...)
 
 	other := bytes.Repeat([]byte{8}, 32)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -524,7 +543,7 @@ func TestCloseDuringJoin(t *testing.T) {
 			return errors.New("Start has not created the memberlist yet")
 		}
 		return nil
-	})
+	}, s)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
