@@ -3,6 +3,7 @@ package hub
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/rime-dev/rime/protocols/raft"
 	"io"
 	"sync"
 
@@ -14,7 +15,7 @@ import (
 type core struct {
 	mu      sync.RWMutex
 	st      *State
-	changes *changes
+	changes *raft.Changes
 }
 
 func (c *core) view(f func(*State)) {
@@ -54,7 +55,7 @@ func (f fsm) Update(e sm.Entry) (sm.Result, error) {
 		o = f.c.st.Apply(e.Index, cmd)
 	}
 	f.c.mu.Unlock()
-	f.c.changes.notify()
+	f.c.changes.Notify()
 	b, _ := json.Marshal(o)
 	return sm.Result{Value: e.Index, Data: b}, nil
 }
@@ -102,7 +103,7 @@ func (f fsm) RecoverFromSnapshot(r io.Reader, _ []sm.SnapshotFile, _ <-chan stru
 	f.c.mu.Lock()
 	f.c.st = st
 	f.c.mu.Unlock()
-	f.c.changes.notify()
+	f.c.changes.Notify()
 	return nil
 }
 

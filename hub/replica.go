@@ -117,7 +117,7 @@ type Replica struct {
 	nh      *dragonboat.NodeHost
 	core    *core
 	book    *book
-	changes *changes
+	changes *raft.Changes
 	relay   *relay
 	client  *Client
 	joining bool
@@ -162,7 +162,7 @@ func Start(ctx context.Context, cfg Config) (*Replica, error) {
 		r.log = slog.New(slog.DiscardHandler)
 	}
 	r.rid = raft.ReplicaID(r.id)
-	r.changes = newChanges()
+	r.changes = raft.NewChanges()
 	r.core = &core{st: NewState(), changes: r.changes}
 	r.book = newBook(r.id, r.stateAddr)
 	r.ctx, r.cancel = context.WithCancel(context.Background())
@@ -192,8 +192,8 @@ func Start(ctx context.Context, cfg Config) (*Replica, error) {
 	}
 
 	nh, err := dragonboat.NewNodeHost(config.NodeHostConfig{
-		RaftEventListener:   listener{r.changes},
-		SystemEventListener: listener{r.changes},
+		RaftEventListener:   raft.Listener{C: r.changes},
+		SystemEventListener: raft.Listener{C: r.changes},
 		NodeHostDir:         cfg.DataDir,
 		WALDir:              cfg.DataDir,
 		RTTMillisecond:      uint64(cfg.RTT / time.Millisecond),
@@ -268,7 +268,7 @@ func (r *Replica) Addr() string { return r.ep.Addr() }
 // Changed returns a channel closed at the next change this replica sees:
 // an entry applied, a leader elected, a membership change, a snapshot
 // installed. Take it before checking a condition, then wait on it.
-func (r *Replica) Changed() <-chan struct{} { return r.changes.next() }
+func (r *Replica) Changed() <-chan struct{} { return r.changes.Next() }
 
 // Status is the replica's view of the shard.
 type Status struct {

@@ -101,7 +101,7 @@ type Raft struct {
 	replicas int
 	members  protocols.Membership
 	book     *addressBook
-	changes  *changes
+	changes  *Changes
 	ep       network.Endpoint
 	dir      string
 	log      *slog.Logger
@@ -204,10 +204,10 @@ func (r *Raft) Start(ctx context.Context) error {
 		return fmt.Errorf("raft: %w", err)
 	}
 	r.book = newAddressBook(r.members)
-	r.changes = newChanges()
+	r.changes = NewChanges()
 	nh, err := dragonboat.NewNodeHost(config.NodeHostConfig{
-		RaftEventListener:   listener{r.changes},
-		SystemEventListener: listener{r.changes},
+		RaftEventListener:   Listener{r.changes},
+		SystemEventListener: Listener{r.changes},
 		NodeHostDir:         r.dir,
 		WALDir:              r.dir,
 		RTTMillisecond:      uint64(r.cfg.RTT / time.Millisecond),
@@ -285,7 +285,7 @@ func (r *Raft) setRole(voter bool) error {
 	if err := os.Rename(p+".tmp", p); err != nil {
 		return fmt.Errorf("raft: %w", err)
 	}
-	r.changes.notify()
+	r.changes.Notify()
 	return nil
 }
 
@@ -498,7 +498,7 @@ func (r *Raft) Status(ctx context.Context) (Status, error) {
 // this replica sees it (leader, term, members, a snapshot installed, its
 // own role). Take it before reading Status, then wait on it, to wait for
 // a condition without polling.
-func (r *Raft) Changed() <-chan struct{} { return r.changes.next() }
+func (r *Raft) Changed() <-chan struct{} { return r.changes.Next() }
 
 // ShardID and ReplicaIDOf are for tests and status displays.
 func (r *Raft) ShardID() uint64 { return r.shardID }
