@@ -214,7 +214,7 @@ func TestHTTPEventStream(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 	defer cancel()
-	if err := n.logs["albums"].waitSnapshot(ctx, 2); err != nil {
+	if err := n.logs["albums"].WaitSnapshot(ctx, 2); err != nil {
 		t.Fatal(err)
 	}
 	// A second session starts from the checkpoint given over HTTP.

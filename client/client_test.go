@@ -14,6 +14,7 @@ import (
 
 	"github.com/rime-dev/rime/client"
 	"github.com/rime-dev/rime/protocols"
+	"github.com/rime-dev/rime/protocols/memlog"
 )
 
 // waitFor bounds every wait for an event; nothing here waits by sleeping.
@@ -261,7 +262,7 @@ func TestCheckpointInitializesLaterSessions(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 		defer cancel()
-		if err := n.logs["albums"].waitSnapshot(ctx, 3); err != nil {
+		if err := n.logs["albums"].WaitSnapshot(ctx, 3); err != nil {
 			t.Fatalf("checkpoint not recorded: %v", err)
 		}
 		if got := updates(t, a, 4, 2); !slices.Equal(got, []string{"u4", "u5"}) {
@@ -382,7 +383,7 @@ func (c *concat) waitState(t *testing.T, want string) {
 	}
 }
 
-func appendLog(t *testing.T, log *memLog, data string) {
+func appendLog(t *testing.T, log *memlog.Log, data string) {
 	t.Helper()
 	if _, err := log.Append(context.Background(), []byte(data)); err != nil {
 		t.Fatal(err)
@@ -426,7 +427,7 @@ func TestRunKeepsAReplica(t *testing.T) {
 		// checkpoint after update 2, and Run answers with "ab".
 		ctx, cancel := context.WithTimeout(context.Background(), waitFor)
 		defer cancel()
-		if err := log.waitSnapshot(ctx, 2); err != nil {
+		if err := log.WaitSnapshot(ctx, 2); err != nil {
 			t.Fatalf("Run's checkpoint not recorded: %v", err)
 		}
 		if _, state := log.Snapshot(); string(state) != "ab" {
