@@ -138,8 +138,9 @@ func (s *logState) entries(ctx context.Context, seq uint64, buf []protocols.Entr
 			return nil, protocols.ErrClosed
 		}
 		if seq <= s.base {
+			snapSeq := s.snapSeq
 			s.mu.Unlock()
-			return nil, fmt.Errorf("entry %d, compacted up to %d: %w", seq, s.snapSeq, protocols.ErrCompacted)
+			return nil, fmt.Errorf("entry %d, compacted up to %d: %w", seq, snapSeq, protocols.ErrCompacted)
 		}
 		if seq <= s.seq {
 			for ; seq <= s.seq && len(buf) < limit; seq++ {
