@@ -2,7 +2,6 @@ package checkpointedchannel
 
 import (
 	"context"
-
 	"fmt"
 	"log/slog"
 	"sync"
@@ -60,6 +59,12 @@ type Channel struct {
 	// component is enough. Written under mu; read without it by every
 	// session's delivery, once per update.
 	asker atomic.Pointer[session]
+
+	// feed reads the log once for the sessions that keep up (feed.go).
+	feed feed
+	// ctx lives as long as the channel; Close cancels it.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // Provision finds the log below.
@@ -72,6 +77,8 @@ func (c *Channel) Provision(env *protocols.Env) error {
 	var err error
 	c.log, err = protocols.Need[protocols.Log](env, Name, "log")
 	c.sessions = map[*session]struct{}{}
+	c.feed.c = c
+	c.ctx, c.cancel = context.WithCancel(context.Background())
 	return err
 }
 
@@ -90,6 +97,10 @@ func (c *Channel) Start(context.Context) error { return nil }
 func (c *Channel) Close() error {
 	c.mu.Lock()
 	c.closed = true
+	if c.cancel != nil {
+		c.cancel()
+	}
+	c.feed.stop()
 	ss := make([]*session, 0, len(c.sessions))
 	for s := range c.sessions {
 		ss = append(ss, s)
@@ -109,21 +120,30 @@ func (c *Channel) Connect(ctx context.Context) (protocols.Session, error) {
 	if c.closed {
 		return nil, fmt.Errorf("%s: class %s: %w", Name, c.env.Class, protocols.ErrClosed)
 	}
+	c.feed.start(c.ctx)
 	sctx, cancel := context.WithCancel(context.Background())
 	s := &session{
 		c: c, ctx: sctx, cancel: cancel,
 		events:  make(chan protocols.Event, c.cfg.EventBuffer),
 		submits: make(chan []byte, c.cfg.SubmitBuffer),
 		ended:   make(chan struct{}),
+		dropped: make(chan uint64, 1),
 	}
 	c.sessions[s] = struct{}{}
 	if c.asker.Load() == nil {
 		c.asker.Store(s)
 	}
+	next, fed := c.feed.connect(s)
 	s.wg.Add(2)
-	go s.deliver()
+	go s.deliver(next, fed)
 	go s.submit()
-	go func() { s.wg.Wait(); close(s.events) }()
+	go func() {
+		s.wg.Wait()
+		// The feed may still hold the session; once removed it never
+		// sends to it again, and only then may the queue close.
+		c.feed.remove(s)
+		close(s.events)
+	}()
 	return s, nil
 }
 
@@ -151,14 +171,24 @@ type session struct {
 	events  chan protocols.Event
 	submits chan []byte
 	ended   chan struct{}
+	// dropped carries the Seq at which the feed stopped feeding the
+	// session (its queue was full, or the feed lost its place); the
+	// session reads on by itself from there.
+	dropped chan uint64
+	// next is the Seq the session needs next while the feed holds it
+	// (guarded by the feed's mu).
+	next uint64
 
-	mu        sync.Mutex
-	err       error
-	delivered uint64 // Seq of the last event sent
-	// moved is closed when delivered grows, if a Sync made it to wait on
-	// (nil otherwise: the delivery path allocates nothing per update).
-	moved chan struct{}
-	asked uint64 // Seq of the outstanding checkpoint request
+	// delivered is the Seq of the last update queued on events. It is
+	// written once per update, so it is an atomic; a Sync that waits for
+	// it to grow sets waiting and waits on moved.
+	delivered atomic.Uint64
+	waiting   atomic.Bool
+
+	mu    sync.Mutex
+	err   error
+	moved chan struct{} // closed when delivered grows, while waiting
+	asked uint64        // Seq of the outstanding checkpoint request
 }
 
 func (s *session) Events() <-chan protocols.Event { return s.events }
@@ -183,58 +213,125 @@ func (s *session) end(err error) {
 
 func (s *session) Disconnect() { s.end(protocols.ErrDisconnected) }
 
-// deliver sends Initialize, then every committed update in order.
-func (s *session) deliver() {
+// deliver sends every committed update from next on, in order (the
+// feed queued Initialize at Connect): by itself until it is level with
+// the channel's feed, then through the feed until the feed drops it, and
+// so on until the session ends. fed: the feed holds the session already.
+func (s *session) deliver(next uint64, fed bool) {
 	defer s.wg.Done()
-	upTo, state := s.c.log.Snapshot()
-	if !s.emit(protocols.Event{Kind: protocols.Initialize, Seq: upTo, Data: state}) {
-		return
-	}
-	f := s.c.log.Follow(upTo + 1)
-	defer f.Close()
 	for {
-		e, err := f.Next(s.ctx)
-		if err != nil {
-			// Compacted past this session, or the log closed: the stream
-			// cannot stay contiguous, so the session ends; the component
-			// reconnects and starts from the checkpoint.
-			s.end(fmt.Errorf("%s: class %s: %w", Name, s.c.env.Class, err))
+		if !fed && !s.catchUp(next) {
 			return
 		}
-		if !s.emit(protocols.Event{Kind: protocols.Update, Seq: e.Seq, Data: e.Data}) {
+		fed = false
+		select {
+		case next = <-s.dropped:
+		case <-s.ctx.Done():
 			return
 		}
-		s.maybeAsk(e.Seq)
 	}
 }
 
-// emit queues ev and records how far the session got.
+// catchUp reads the log from next by itself until the session can join
+// the feed; false if the session ended instead.
+func (s *session) catchUp(next uint64) bool {
+	var f protocols.Follower
+	defer func() {
+		if f != nil {
+			f.Close()
+		}
+	}()
+	for {
+		if s.c.feed.join(s, next) {
+			return true
+		}
+		if f == nil {
+			f = s.c.log.Follow(next)
+		}
+		e, err := f.Next(s.ctx)
+		if err != nil {
+			if s.ctx.Err() == nil {
+				// Compacted past this session, or the log closed: the
+				// stream cannot stay contiguous, so the session ends; the
+				// component reconnects and starts from the checkpoint.
+				s.end(fmt.Errorf("%s: class %s: %w", Name, s.c.env.Class, err))
+			}
+			return false
+		}
+		if !s.emit(protocols.Event{Kind: protocols.Update, Seq: e.Seq, Data: e.Data}) {
+			return false
+		}
+		next = e.Seq + 1
+		if s.c.isAsker(s) {
+			s.maybeAsk(e.Seq, s.emit)
+		}
+	}
+}
+
+// emit queues ev, waiting for room, and records how far the session got.
 func (s *session) emit(ev protocols.Event) bool {
 	select {
 	case s.events <- ev:
 	case <-s.ctx.Done():
 		return false
 	}
-	if ev.Kind != protocols.RequestCheckpoint {
+	s.sent(ev)
+	return true
+}
+
+// offer queues ev if there is room (the feed never waits on a session).
+func (s *session) offer(ev protocols.Event) bool {
+	select {
+	case s.events <- ev:
+		s.sent(ev)
+		return true
+	default:
+		return false
+	}
+}
+
+// drop hands the session back from the feed at seq. Called with the
+// feed's mu held; the session is fed at most once at a time, so the
+// one-slot channel has room.
+func (s *session) drop(seq uint64) {
+	select {
+	case s.dropped <- seq:
+	default:
+		// Cannot happen (a session rejoins only after taking its last
+		// drop); if it did, the session's stream would lose its place,
+		// so it ends rather than skip or repeat an update.
+		go s.end(fmt.Errorf("%s: class %s: session dropped by the feed twice at %d: %w", Name, s.c.env.Class, seq, protocols.ErrDisconnected))
+	}
+}
+
+// sent records that ev is queued.
+func (s *session) sent(ev protocols.Event) {
+	if ev.Kind == protocols.RequestCheckpoint {
+		return
+	}
+	s.delivered.Store(ev.Seq)
+	// A Sync sets waiting before it reads delivered, and this reads
+	// waiting after writing delivered, so one of the two sees the other.
+	if s.waiting.Load() {
 		s.mu.Lock()
-		s.delivered = ev.Seq
 		if s.moved != nil {
 			close(s.moved)
 			s.moved = nil
 		}
+		s.waiting.Store(false)
 		s.mu.Unlock()
 	}
-	return true
 }
 
-// maybeAsk asks this session's component for a checkpoint when enough
-// updates follow the last one and no request is outstanding.
-func (s *session) maybeAsk(seq uint64) {
-	// Only the asker is ever asked: the others stop here, before taking
-	// any lock (this runs for every update on every session).
-	if !s.c.isAsker(s) {
-		return
-	}
+// maybeAskNow is maybeAsk from the feed, which may not wait: a request
+// that finds the queue full is left for a later update.
+func (s *session) maybeAskNow(seq uint64) { s.maybeAsk(seq, s.offer) }
+
+// maybeAsk asks this session's component for a checkpoint, through send,
+// when enough updates follow the last one and no request is
+// outstanding. Only the asker is asked (callers check isAsker first:
+// this runs for every update).
+func (s *session) maybeAsk(seq uint64, send func(protocols.Event) bool) {
 	snap, _ := s.c.log.Snapshot()
 	s.mu.Lock()
 	due := seq-snap >= s.c.cfg.CheckpointEvery && s.asked <= snap
@@ -242,10 +339,11 @@ func (s *session) maybeAsk(seq uint64) {
 	if !due || !s.c.isAsker(s) {
 		return
 	}
-	s.mu.Lock()
-	s.asked = seq
-	s.mu.Unlock()
-	s.emit(protocols.Event{Kind: protocols.RequestCheckpoint, Seq: seq})
+	if send(protocols.Event{Kind: protocols.RequestCheckpoint, Seq: seq}) {
+		s.mu.Lock()
+		s.asked = seq
+		s.mu.Unlock()
+	}
 }
 
 // Checkpoint records the component's state after update seq as the
@@ -254,10 +352,7 @@ func (s *session) Checkpoint(seq uint64, state []byte) error {
 	if err := s.Err(); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	ok := seq <= s.delivered
-	s.mu.Unlock()
-	if !ok {
+	if seq > s.delivered.Load() {
 		return fmt.Errorf("%s: checkpoint at %d is ahead of the updates delivered to this session", Name, seq)
 	}
 	go func() {
@@ -319,11 +414,13 @@ func (s *session) Sync(ctx context.Context) (uint64, error) {
 	}
 	for {
 		s.mu.Lock()
-		d, err := s.delivered, s.err
-		if err == nil && d < seq && s.moved == nil {
+		err := s.err
+		if err == nil && s.moved == nil {
 			s.moved = make(chan struct{})
 		}
 		moved := s.moved
+		s.waiting.Store(true)
+		d := s.delivered.Load()
 		s.mu.Unlock()
 		if err != nil {
 			return 0, err
