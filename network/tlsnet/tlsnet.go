@@ -657,15 +657,16 @@ func (c *carrier) send(out *carrierConn, batch []outFrame) *carrierConn {
 		}
 		out = &carrierConn{ep: c.ep, raw: raw, w: bufio.NewWriterSize(tc, carrierBuffer)}
 	}
+	// One deadline for the whole batch: frames mostly land in the buffer,
+	// and a deadline per frame costs a clock read and a timer update each.
+	out.raw.SetWriteDeadline(time.Now().Add(stallTimeout))
 	var err error
 	for _, f := range batch {
-		out.raw.SetWriteDeadline(time.Now().Add(stallTimeout))
 		if err = writeFrame(out.w, f.service, f.payload); err != nil {
 			break
 		}
 	}
 	if err == nil {
-		out.raw.SetWriteDeadline(time.Now().Add(stallTimeout))
 		err = out.w.Flush()
 	}
 	if err != nil {
