@@ -35,9 +35,11 @@
 //     request after a timeout is safe: the hub applies it at most once.
 //  6. The relay (relay.go) forwards opaque, sealed frames between
 //     members of a group attached to any replica, storing nothing.
+//  7. GroupWatch (watch.go) keeps a member's view of its group fresh,
+//     one read a membership round, and binds node-to-node TLS to it: its
+//     Authorize admits exactly the members, with the keys the hub knows
+//     for them, so a removed member is refused within a round.
 //
-// Not yet: the OPA-backed Authorizer (package policy, another branch);
-// binding node-to-node TLS to the keys the hub knows; group key rotation
-// on epoch changes (the epoch is kept for it); process checkpoints and
-// fork tickets in the hub.
+// The OPA-backed Authorizer is PolicyAuthorizer (policy.go). Not yet:
+// process checkpoints and fork tickets in the hub.
 package hub
