@@ -1,6 +1,11 @@
 package engine
 
-import "github.com/rime-dev/rime/diag"
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/rime-dev/rime/diag"
+)
 
 // Plan is the planner's answer for one app: the contract of
 // `rime plan --format json` (see DESIGN.md).
@@ -106,4 +111,26 @@ type WhyLine struct {
 	Depth int
 	Text  string
 	Pos   diag.Pos
+}
+
+// DataGuarantees reads the class's guarantees, whether planned in this
+// process (a DataGuarantees) or decoded from plan JSON (a map).
+func (cp ClassPlan) DataGuarantees() (DataGuarantees, error) {
+	switch g := cp.Guarantees.(type) {
+	case DataGuarantees:
+		return g, nil
+	case *DataGuarantees:
+		if g != nil {
+			return *g, nil
+		}
+	case nil:
+	default:
+		var out DataGuarantees
+		b, err := json.Marshal(g)
+		if err == nil {
+			err = json.Unmarshal(b, &out)
+		}
+		return out, err
+	}
+	return DataGuarantees{}, fmt.Errorf("class %s has no guarantees (is it satisfiable?)", cp.Name)
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/rime-dev/rime/engine"
 	"github.com/rime-dev/rime/examples/collabdoc"
+	"github.com/rime-dev/rime/hub"
 	"github.com/rime-dev/rime/internal/localcluster"
 	"github.com/rime-dev/rime/node"
 	"github.com/rime-dev/rime/protocols"
@@ -44,6 +45,8 @@ type upOptions struct {
 	duration time.Duration
 	format   string
 	noApp    bool
+	hub      int
+	policy   string
 }
 
 func newUp() *cobra.Command {
@@ -62,7 +65,14 @@ Classes whose stack needs a protocol this build does not implement yet
 are listed and left out; --class picks classes explicitly.
 
 Nodes take the app's node classes in the order app.cue declares them, up
-to each class's count.`,
+to each class's count.
+
+A hub is embedded too (--hub replicas, 1 by default; 0 for none): the
+nodes register with it, the first creates the app's group and invites
+the others, and every node's TLS admits exactly the members the hub
+knows. Its trust decisions go through the OPA policy (--policy DIR, or
+the embedded default) and into DATA/decisions.log, which 'rime audit'
+reads.`,
 		Example: "  rime up examples/collabdoc\n  rime up examples/collabdoc --nodes 5 --duration 30s\n  rime up examples/collabdoc --format json --duration 10s",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -88,6 +98,8 @@ to each class's count.`,
 	cmd.Flags().DurationVar(&o.duration, "duration", 0, "stop after this long (default: run until Ctrl-C)")
 	cmd.Flags().StringVar(&o.format, "format", "text", "status output: text, or json (one object per line)")
 	cmd.Flags().BoolVar(&o.noApp, "no-app", false, "do not run the example application")
+	cmd.Flags().IntVar(&o.hub, "hub", 1, "hub replicas to embed (0: none; the nodes then admit each other by a list of their keys)")
+	cmd.Flags().StringVar(&o.policy, "policy", "", "directory of Rego policies for the hub (default: the embedded policies/trust.rego)")
 	return cmd
 }
 
@@ -194,9 +206,21 @@ func runUp(ctx context.Context, dir string, o upOptions, out, errOut io.Writer) 
 	}
 	logger := slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	kinds := nodeClasses(app, o.nodes)
+	if o.hub < 0 {
+		return &exitError{ExitInvalid, fmt.Errorf("--hub %d: want 0 or more replicas", o.hub)}
+	}
+	hc := localcluster.HubConfig{Replicas: o.hub, App: app, PolicyDir: o.policy}
+	if o.hub > 0 {
+		decisions, err := os.OpenFile(filepath.Join(data, "decisions.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+		if err != nil {
+			return &exitError{ExitFailure, err}
+		}
+		defer decisions.Close()
+		hc.DecisionLog = decisions
+	}
 	// Identities first (in New), so each node admits exactly its peers.
 	cl, err := localcluster.New(localcluster.Config{
-		Plan: p, Classes: classes, Group: app.Group, NodeClasses: kinds, DataDir: data, Logger: logger,
+		Plan: p, Classes: classes, Group: app.Group, NodeClasses: kinds, DataDir: data, Logger: logger, Hub: hc,
 		Started: func(i int, n *node.Node) {
 			fmt.Fprintf(out, "node %d/%d up: %s (%s) at %s\n", i+1, o.nodes, n.ID(), kinds[i], n.Addr())
 		},
@@ -205,13 +229,16 @@ func runUp(ctx context.Context, dir string, o upOptions, out, errOut io.Writer) 
 		return err
 	}
 
-	fmt.Fprintf(out, "rime up %s: %d nodes, classes %s, data in %s\n", app.Name, o.nodes, strings.Join(classes, ", "), data)
+	fmt.Fprintf(out, "rime up %s: %d nodes, %d hub replicas, classes %s, data in %s\n", app.Name, o.nodes, o.hub, strings.Join(classes, ", "), data)
 	defer func() {
 		fmt.Fprintln(out, "stopping nodes")
 		cl.Close()
 	}()
 	if err := cl.Start(ctx); err != nil {
 		return &exitError{ExitFailure, err}
+	}
+	if addrs := cl.HubAddrs(); len(addrs) > 0 {
+		fmt.Fprintf(out, "hub at %s: group %s has the %d nodes; decisions in %s\n", strings.Join(addrs, ","), app.Group, o.nodes, filepath.Join(data, "decisions.log"))
 	}
 	nodes := cl.Nodes()
 	for _, c := range classes {
@@ -242,12 +269,13 @@ func runUp(ctx context.Context, dir string, o upOptions, out, errOut io.Writer) 
 		fmt.Fprintf(out, "running the %s example: one editor per node on class %s\n", app.Name, ex.class)
 		go func() { appDone <- ex.run(ctx, chs, out) }()
 	}
-	return statusLoop(ctx, nodes, classes, o.format, out, appDone)
+	return statusLoop(ctx, cl, classes, o.format, out, appDone)
 }
 
 // statusLoop prints one status line a second until ctx ends or the app
 // fails.
-func statusLoop(ctx context.Context, nodes []*node.Node, classes []string, format string, out io.Writer, appDone <-chan error) error {
+func statusLoop(ctx context.Context, cl *localcluster.Cluster, classes []string, format string, out io.Writer, appDone <-chan error) error {
+	nodes := cl.Nodes()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	began := time.Now()
@@ -286,6 +314,11 @@ func statusLoop(ctx context.Context, nodes []*node.Node, classes []string, forma
 				parts = append(parts, fmt.Sprintf("%s: members %v, leader %v (term %v), %v updates, %v/s", c, members, short(st["leader"]), st["term"], st["seq"], st["per_sec"]))
 			}
 		}
+		if rs := cl.HubReplicas(); len(rs) > 0 {
+			hs := hubLine(rs)
+			line["hub"] = hs
+			parts = append(parts, fmt.Sprintf("hub: leader %s (term %d), %d replicas, %d nodes, %d groups", short(hs.Leader), hs.Term, len(hs.Replicas), hs.Nodes, hs.Groups))
+		}
 		if format == "json" {
 			b, _ := json.Marshal(line)
 			fmt.Fprintln(out, string(b))
@@ -294,6 +327,18 @@ func statusLoop(ctx context.Context, nodes []*node.Node, classes []string, forma
 			fmt.Fprintf(out, "[%s] %s\n", line["t"], strings.Join(parts, " | "))
 		}
 	}
+}
+
+// hubLine is the status of the hub as its leader (or else the first
+// replica) sees it.
+func hubLine(rs []*hub.Replica) hub.Status {
+	st := rs[0].Status()
+	for _, r := range rs {
+		if s := r.Status(); s.IsLeader {
+			return s
+		}
+	}
+	return st
 }
 
 func toFloat(v any) float64 {

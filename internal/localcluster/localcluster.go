@@ -36,6 +36,10 @@ type Config struct {
 	Registry *protocols.Registry
 	// Logger for the nodes and the network; nil discards.
 	Logger *slog.Logger
+	// Hub, if Hub.Replicas > 0, is a hub embedded in the cluster: the
+	// nodes enroll in Group through it and admit each other by its member
+	// list (see HubConfig).
+	Hub HubConfig
 	// Started, if set, is called as each node comes up, from the goroutine
 	// that started it (so concurrently for all but the first).
 	Started func(i int, n *node.Node)
@@ -52,6 +56,10 @@ func (c Config) Validate() error {
 		return errors.New("localcluster: Config.DataDir is empty")
 	case c.GroupSecret != nil && len(c.GroupSecret) < 16:
 		return fmt.Errorf("localcluster: Config.GroupSecret has %d bytes; want at least 16", len(c.GroupSecret))
+	case c.Hub.Replicas < 0 || c.Hub.Replicas > 0 && c.Hub.App == nil:
+		return fmt.Errorf("localcluster: Config.Hub: %d replicas, app %v: want 0, or replicas and the app", c.Hub.Replicas, c.Hub.App != nil)
+	case c.Hub.Replicas > 0 && c.Group == "":
+		return errors.New("localcluster: Config.Group is empty: an embedded hub enrolls the nodes in the app's group")
 	}
 	return nil
 }
@@ -64,6 +72,7 @@ type Cluster struct {
 	cfg   Config
 	ids   []*identity.Identity
 	nodes []*node.Node
+	hub   *embeddedHub // nil without one
 
 	closeOnce sync.Once
 }
@@ -90,6 +99,15 @@ func New(cfg Config) (*Cluster, error) {
 	return c, nil
 }
 
+// authorizer is how node i admits peers: by the hub's member list when
+// the cluster embeds a hub, else by the cluster's own list of nodes.
+func (c *Cluster) authorizer(i int) func(string, ed25519.PublicKey) error {
+	if c.hub != nil {
+		return c.hub.watches[i].Authorize
+	}
+	return c.authorize
+}
+
 // authorize admits exactly the cluster's own nodes.
 func (c *Cluster) authorize(peer string, _ ed25519.PublicKey) error {
 	for _, id := range c.ids {
@@ -100,9 +118,18 @@ func (c *Cluster) authorize(peer string, _ ed25519.PublicKey) error {
 	return fmt.Errorf("%s is not one of this cluster's nodes", peer)
 }
 
-// Start starts the first node, then the others concurrently, joining it.
-// After an error the nodes already up keep running until Close.
+// Start starts the hub if there is one and enrolls the nodes, then the
+// first node, then the others concurrently, joining it. After an error
+// what is already up keeps running until Close.
 func (c *Cluster) Start(ctx context.Context) error {
+	if c.cfg.Hub.Replicas > 0 {
+		if err := c.startHub(ctx); err != nil {
+			return err
+		}
+		if err := c.enroll(ctx); err != nil {
+			return err
+		}
+	}
 	if err := c.start(ctx, 0, nil); err != nil {
 		return err
 	}
@@ -117,7 +144,7 @@ func (c *Cluster) Start(ctx context.Context) error {
 }
 
 func (c *Cluster) start(ctx context.Context, i int, join []string) error {
-	nw, err := tlsnet.New(tlsnet.Config{Identity: c.ids[i], Authorize: c.authorize, Logger: c.cfg.Logger})
+	nw, err := tlsnet.New(tlsnet.Config{Identity: c.ids[i], Authorize: c.authorizer(i), Logger: c.cfg.Logger})
 	if err != nil {
 		return err
 	}
@@ -130,6 +157,11 @@ func (c *Cluster) start(ctx context.Context, i int, join []string) error {
 		return err
 	}
 	c.nodes[i] = n
+	if c.hub != nil {
+		if err := c.hub.clients[i].Register(ctx, c.registration(i, n.Addr())); err != nil {
+			return fmt.Errorf("localcluster: node %d: register its address: %w", i+1, err)
+		}
+	}
 	if c.cfg.Started != nil {
 		c.cfg.Started(i, n)
 	}
@@ -159,6 +191,9 @@ func (c *Cluster) Close() {
 			if c.nodes[i] != nil {
 				c.nodes[i].Close()
 			}
+		}
+		if c.hub != nil {
+			c.hub.close()
 		}
 	})
 }
