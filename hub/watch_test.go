@@ -123,3 +123,32 @@ func TestGroupWatchBindsTLSToHubMembers(t *testing.T) {
 		t.Fatalf("bob's watch still admits alice after bob's removal: %v", err)
 	}
 }
+
+// Enroll: the first node creates the group, an uninvited node is told
+// to get an invitation, an invited one joins, and a restart finds it a
+// member.
+func TestEnroll(t *testing.T) {
+	h := newTestHub(t, 1)
+	ctx := testCtx(t)
+	h.ready(ctx)
+	alice, bob := h.newNode(t, ""), h.newNode(t, "")
+	reg := RegisterArgs{Class: "laptop", Reachability: "nat"}
+	if e, err := Enroll(ctx, alice.c, "team", reg, true); err != nil || e != Created {
+		t.Fatalf("first node: %v %v, want Created", e, err)
+	}
+	if e, err := Enroll(ctx, bob.c, "team", reg, true); !errors.Is(err, ErrNotInvited) {
+		t.Fatalf("uninvited node: %v %v, want ErrNotInvited", e, err)
+	}
+	if _, err := alice.c.Invite(ctx, "team", bob.id.Public()); err != nil {
+		t.Fatal(err)
+	}
+	if e, err := Enroll(ctx, bob.c, "team", reg, true); err != nil || e != Joined {
+		t.Fatalf("invited node: %v %v, want Joined", e, err)
+	}
+	if e, err := Enroll(ctx, bob.c, "team", reg, true); err != nil || e != AlreadyMember {
+		t.Fatalf("restarted member: %v %v, want AlreadyMember", e, err)
+	}
+	if e, err := Enroll(ctx, bob.c, "other", reg, false); !errors.Is(err, ErrNotInvited) {
+		t.Fatalf("a group that does not exist, without create: %v %v, want ErrNotInvited", e, err)
+	}
+}

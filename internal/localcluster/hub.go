@@ -3,7 +3,6 @@ package localcluster
 import (
 	"context"
 	"crypto/ed25519"
-	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -148,7 +147,7 @@ func hubDir(data string, i int) string { return filepath.Join(data, fmt.Sprintf(
 // members the hub knows (and the hub's replicas).
 func (c *Cluster) enroll(ctx context.Context) error {
 	h, app := c.hub, c.cfg.Hub.App
-	for i, id := range c.ids {
+	for _, id := range c.ids {
 		hubOnly := func(peer string, _ ed25519.PublicKey) error {
 			if slices.Contains(h.replicaIDs(), peer) {
 				return nil
@@ -169,13 +168,10 @@ func (c *Cluster) enroll(ctx context.Context) error {
 			return err
 		}
 		h.clients = append(h.clients, cl)
-		if err := cl.Register(ctx, c.registration(i, "")); err != nil {
-			return fmt.Errorf("localcluster: node %d: register with the hub: %w", i+1, err)
-		}
 	}
 	admin, group := h.clients[0], c.cfg.Group
-	if err := admin.CreateGroup(ctx, group); err != nil && !errors.Is(err, hub.ErrExists) {
-		return fmt.Errorf("localcluster: create group %s: %w", group, err)
+	if _, err := hub.Enroll(ctx, admin, group, c.registration(0, ""), true); err != nil {
+		return fmt.Errorf("localcluster: node 1: %w", err)
 	}
 	for _, nc := range app.Env.Nodes {
 		if err := admin.SetTrust(ctx, group, nc.Name, nc.Trust); err != nil {
@@ -197,14 +193,12 @@ func (c *Cluster) enroll(ctx context.Context) error {
 		return err
 	}
 	for i, id := range c.ids[1:] {
-		if slices.ContainsFunc(info.Members, func(m hub.MemberInfo) bool { return m.ID == id.ID() }) {
-			continue // a restarted cluster: already a member
-		}
-		if d, err := admin.Invite(ctx, group, id.Public()); err != nil || !d.Allow {
+		member := slices.ContainsFunc(info.Members, func(m hub.MemberInfo) bool { return m.ID == id.ID() })
+		if d, err := admin.Invite(ctx, group, id.Public()); !member && (err != nil || !d.Allow) {
 			return fmt.Errorf("localcluster: invite node %d to %s: %v %v", i+2, group, d.Reasons, err)
 		}
-		if _, err := h.clients[i+1].Accept(ctx, group); err != nil {
-			return fmt.Errorf("localcluster: node %d joins %s: %w", i+2, group, err)
+		if _, err := hub.Enroll(ctx, h.clients[i+1], group, c.registration(i+1, ""), false); err != nil {
+			return fmt.Errorf("localcluster: node %d: %w", i+2, err)
 		}
 	}
 	// Every node hosts every deployed class here; the hub's policy decides
