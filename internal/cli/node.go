@@ -27,6 +27,7 @@ import (
 
 	"github.com/rime-dev/rime/client"
 	"github.com/rime-dev/rime/engine"
+	"github.com/rime-dev/rime/hub"
 	"github.com/rime-dev/rime/identity"
 	"github.com/rime-dev/rime/network/tlsnet"
 	"github.com/rime-dev/rime/node"
@@ -41,6 +42,8 @@ type nodeOptions struct {
 	classes   []string
 	secret    string
 	admit     []string
+	hubs      []string
+	reachable string
 	api       string
 	format    string
 	logLevel  string
@@ -65,16 +68,24 @@ that file to every other node (--secret) and start them with --join set to
 any running node's address. The secret keys the group's gossip encryption;
 it is not a password for the API.
 
-Who may connect: until the hub decides group membership, --admit lists the
-node IDs this node accepts ('rime node id --data DIR' prints a node's ID,
-creating its key if needed), or 'any' to accept every peer that completes
-mutual TLS (the default, with a warning).
+Who may connect: with --hub, the group's members as the hub knows them,
+with the keys it knows (checked again every membership round, so a removed
+member is refused within one). The node registers with the hub and
+accepts its invitation to the plan's group; the group's first node (no
+--join) creates the group if it does not exist. A node not yet invited is
+refused with the command a member runs to invite it ('rime node invite').
+
+Without a hub, --admit lists the node IDs this node accepts ('rime node id
+--data DIR' prints a node's ID, creating its key if needed), or 'any' to
+accept every peer that completes mutual TLS (the default, with a warning).
 
 When ready it prints one line (JSON with --format json) with the node's ID,
 its address for --join, and the API's URL; it stops cleanly on Ctrl-C or
 SIGTERM, leaving the group so the others need not wait for a timeout.`,
 		Example: `  rime node --data /var/lib/rime --plan examples/collabdoc --node-class workstation --listen 0.0.0.0:7946
   rime node --data ./n2 --plan plan.json --node-class laptop --join 10.0.0.1:7946 --secret ./group.secret
+  rime node --data ./n3 --plan plan.json --node-class phone --hub 10.0.0.9:7400 --join 10.0.0.1:7946 --secret ./group.secret
+  rime node invite --data /var/lib/rime --hub 10.0.0.9:7400 --group editors --key 3f2a...
   rime node id --data ./n2`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -97,7 +108,9 @@ SIGTERM, leaving the group so the others need not wait for a timeout.`,
 	f.StringVar(&o.nodeClass, "node-class", "", "this node's class in the app (e.g. laptop); decides which replicas it may hold")
 	f.StringArrayVar(&o.classes, "class", nil, "host only this data class (repeatable; default: every class this build can deploy)")
 	f.StringVar(&o.secret, "secret", "", "the group secret file (default DIR/group.secret; created by the first node)")
-	f.StringSliceVar(&o.admit, "admit", nil, "node IDs allowed to connect (comma separated or repeated), or 'any'")
+	f.StringSliceVar(&o.admit, "admit", nil, "node IDs allowed to connect (comma separated or repeated), or 'any'; not with --hub")
+	f.StringArrayVar(&o.hubs, "hub", nil, "address of a hub replica (repeatable): enroll in the plan's group there, and admit its members")
+	f.StringVar(&o.reachable, "reachable", "public", "whether other nodes can dial this one, as registered with the hub: public or nat")
 	f.StringVar(&o.api, "api", "127.0.0.1:0", "loopback address of the application API (empty: no API)")
 	f.StringVar(&o.format, "format", "text", "output: text, or json (one object per line)")
 	f.StringVar(&o.logLevel, "log", "warn", "log level on stderr: debug, info, warn or error")
@@ -114,12 +127,16 @@ SIGTERM, leaving the group so the others need not wait for a timeout.`,
 			if err != nil {
 				return err
 			}
+			if o.format == "json" {
+				return writeJSON(cmd.OutOrStdout(), map[string]string{"id": ident.ID(), "key": hex.EncodeToString(ident.Public())})
+			}
 			fmt.Fprintln(cmd.OutOrStdout(), ident.ID())
 			return nil
 		},
 	}
 	id.Flags().StringVar(&o.data, "data", "", "the node's data directory")
-	cmd.AddCommand(id)
+	id.Flags().StringVar(&o.format, "format", "text", "output: text (the ID), or json (ID and public key, for 'rime node invite')")
+	cmd.AddCommand(id, newNodeInvite())
 	return cmd
 }
 
@@ -184,8 +201,22 @@ func runNode(ctx context.Context, o nodeOptions, out, errOut io.Writer) error {
 	if err != nil {
 		return &exitError{ExitFailure, err}
 	}
-	authorize, err := admission(o.admit, ident.ID())
-	if err != nil {
+	var nh *nodeHub
+	var authorize func(string, ed25519.PublicKey) error
+	if len(o.hubs) > 0 {
+		if len(o.admit) > 0 {
+			return &exitError{ExitInvalid, errors.New("--admit and --hub: the hub's member list decides who is admitted; pass one of them")}
+		}
+		if o.reachable != "public" && o.reachable != "nat" {
+			return &exitError{ExitInvalid, fmt.Errorf("--reachable %q: want public or nat", o.reachable)}
+		}
+		reg := hub.RegisterArgs{Class: nodeClass, Reachability: o.reachable}
+		if nh, err = joinHub(ctx, ident, o.hubs, p.Group, reg, len(o.join) == 0, logger, say); err != nil {
+			return err
+		}
+		defer nh.close()
+		authorize = nh.authorize
+	} else if authorize, err = admission(o.admit, ident.ID()); err != nil {
 		return &exitError{ExitInvalid, err}
 	}
 	if authorize == nil {
@@ -207,6 +238,11 @@ func runNode(ctx context.Context, o nodeOptions, out, errOut io.Writer) error {
 		say("stopping")
 		n.Close()
 	}()
+	if nh != nil {
+		if err := nh.registerAddr(ctx, n.Addr()); err != nil {
+			return &exitError{ExitFailure, fmt.Errorf("register this node's address with the hub: %w", err)}
+		}
+	}
 
 	ready := nodeReady{Event: "ready", ID: n.ID(), NodeClass: nodeClass, Addr: n.Addr(), Classes: classes, Secret: secretFile}
 	if o.api != "" {

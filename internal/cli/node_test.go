@@ -29,7 +29,8 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// nodeProcess is one `rime node` child process.
+// nodeProcess is one `rime node` (or other long-running rime) child
+// process.
 type nodeProcess struct {
 	cmd    *exec.Cmd
 	ready  nodeReady
@@ -40,7 +41,18 @@ type nodeProcess struct {
 
 func startNodeProcess(t *testing.T, ctx context.Context, args ...string) *nodeProcess {
 	t.Helper()
-	cmd := exec.CommandContext(ctx, os.Args[0], append([]string{"node", "--format", "json"}, args...)...)
+	p, first := startProcess(t, ctx, append([]string{"node", "--format", "json"}, args...)...)
+	if err := json.Unmarshal([]byte(first), &p.ready); err != nil || p.ready.Event != "ready" {
+		t.Fatalf("rime node %v: first line %q is not a ready event: %v", args, first, err)
+	}
+	return p
+}
+
+// startProcess runs rime with args (this test binary standing in) and
+// returns once it printed its first line, which it returns.
+func startProcess(t *testing.T, ctx context.Context, args ...string) (*nodeProcess, string) {
+	t.Helper()
+	cmd := exec.CommandContext(ctx, os.Args[0], args...)
 	cmd.Env = append(os.Environ(), "RIME_CLI_MAIN=1")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -71,15 +83,13 @@ func startNodeProcess(t *testing.T, ctx context.Context, args ...string) *nodePr
 	})
 	select {
 	case line := <-lines:
-		if err := json.Unmarshal([]byte(line), &p.ready); err != nil || p.ready.Event != "ready" {
-			t.Fatalf("rime node %v: first line %q is not a ready event: %v", args, line, err)
-		}
+		return p, line
 	case err := <-p.done:
-		t.Fatalf("rime node %v exited before it was ready: %v\n%s", args, err, p.stderr)
+		t.Fatalf("rime %v exited before it was ready: %v\n%s", args, err, p.stderr)
 	case <-ctx.Done():
-		t.Fatalf("rime node %v was not ready in time\n%s", args, p.stderr)
+		t.Fatalf("rime %v was not ready in time\n%s", args, p.stderr)
 	}
-	return p
+	return nil, ""
 }
 
 // waitStatus reads the node's status lines until one for class has
