@@ -169,22 +169,45 @@ func Converged(editors []*Editor) (uint64, error) {
 	return common, nil
 }
 
-// Run is the example app: one editor per channel (one per node), each
-// submitting an edit every interval, with a convergence check every
-// second written to out. It returns when ctx ends, or at the first
-// divergence.
-func Run(ctx context.Context, channels []protocols.Channel, every time.Duration, out io.Writer) error {
+// Node is what the example needs of a node: its channel of a class (an
+// error if the node does not host the class).
+type Node interface {
+	Channel(class string) (protocols.Channel, error)
+}
+
+// Run is the example app on nodes: one editor per node on the document,
+// each submitting an edit every interval, and, on nodes that host the
+// available classes, the editor's cursor and comments. Every second it
+// checks the editors agree on the document and writes what each sees of
+// the cursors and comments to out. It returns when ctx ends, or at the
+// first divergence of the document.
+func Run(ctx context.Context, nodes []Node, every time.Duration, out io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var editors []*Editor
+	var presences []*Presence
 	var wg sync.WaitGroup
-	for i, ch := range channels {
+	defer wg.Wait()
+	for i, n := range nodes {
+		ch, err := n.Channel(Class)
+		if err != nil {
+			return err
+		}
 		e := NewEditor(fmt.Sprintf("editor-%d", i+1), ch)
 		editors = append(editors, e)
-		wg.Add(1)
-		go func() { defer wg.Done(); e.Run(ctx, every) }()
+		wg.Go(func() { e.Run(ctx, every) })
+		p := &Presence{Name: e.Name, Editor: e}
+		if ch, err := n.Channel(CursorsClass); err == nil {
+			p.Cursors = NewReplica(ch)
+		}
+		if ch, err := n.Channel(CommentsClass); err == nil {
+			p.Comments = NewReplica(ch)
+		}
+		if p.Cursors != nil || p.Comments != nil {
+			presences = append(presences, p)
+			wg.Go(func() { p.Run(ctx, 4*every) })
+		}
 	}
-	defer wg.Wait()
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -197,6 +220,23 @@ func Run(ctx context.Context, channels []protocols.Channel, every time.Duration,
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "collabdoc: %d editors agree on the document up to update %d\n", len(editors), seq)
+		fmt.Fprintf(out, "collabdoc: %d editors agree on the document up to update %d%s\n", len(editors), seq, presenceLine(presences))
 	}
+}
+
+// presenceLine says how many cursors and comments each editor sees.
+func presenceLine(ps []*Presence) string {
+	if len(ps) == 0 {
+		return ""
+	}
+	var cursors, comments []int
+	for _, p := range ps {
+		if p.Cursors != nil {
+			cursors = append(cursors, len(p.Cursors.Cursors()))
+		}
+		if p.Comments != nil {
+			comments = append(comments, p.Comments.Comments())
+		}
+	}
+	return fmt.Sprintf("; cursors seen per editor %v; comments seen per editor %v", cursors, comments)
 }

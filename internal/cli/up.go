@@ -30,11 +30,15 @@ import (
 // exampleApps are the example applications `rime up` can run against the
 // nodes it starts, by app name: each gets one channel per node.
 var exampleApps = map[string]struct {
-	class string
-	run   func(ctx context.Context, chs []protocols.Channel, out io.Writer) error
+	class string // the class the app cannot run without
+	run   func(ctx context.Context, nodes []*node.Node, out io.Writer) error
 }{
-	"collabdoc": {collabdoc.Class, func(ctx context.Context, chs []protocols.Channel, out io.Writer) error {
-		return collabdoc.Run(ctx, chs, 50*time.Millisecond, out)
+	"collabdoc": {collabdoc.Class, func(ctx context.Context, nodes []*node.Node, out io.Writer) error {
+		ns := make([]collabdoc.Node, len(nodes))
+		for i, n := range nodes {
+			ns[i] = n
+		}
+		return collabdoc.Run(ctx, ns, 50*time.Millisecond, out)
 	}},
 }
 
@@ -258,16 +262,8 @@ func runUp(ctx context.Context, dir string, o upOptions, out, errOut io.Writer) 
 
 	appDone := make(chan error, 1)
 	if ex, ok := exampleApps[app.Name]; ok && !o.noApp && slices.Contains(classes, ex.class) {
-		var chs []protocols.Channel
-		for _, n := range nodes {
-			ch, err := n.Channel(ex.class)
-			if err != nil {
-				return &exitError{ExitFailure, err}
-			}
-			chs = append(chs, ch)
-		}
-		fmt.Fprintf(out, "running the %s example: one editor per node on class %s\n", app.Name, ex.class)
-		go func() { appDone <- ex.run(ctx, chs, out) }()
+		fmt.Fprintf(out, "running the %s example on every node\n", app.Name)
+		go func() { appDone <- ex.run(ctx, nodes, out) }()
 	}
 	return statusLoop(ctx, cl, classes, o.format, out, appDone)
 }
