@@ -26,7 +26,7 @@ import (
 	"github.com/rime-dev/rime/internal/localcluster"
 	"github.com/rime-dev/rime/node"
 	"github.com/rime-dev/rime/protocols"
-	_ "github.com/rime-dev/rime/protocols/builtin"
+	"github.com/rime-dev/rime/protocols/builtin"
 	"github.com/rime-dev/rime/protocols/raft"
 	"github.com/rime-dev/rime/spec"
 )
@@ -410,26 +410,11 @@ type channelCluster struct {
 // benchPlan plans the collabdoc app with the protocols this build
 // implements, as `rime up` does.
 func benchPlan(b *testing.B) (*spec.App, *engine.Plan) {
-	l, err := spec.NewLoader()
+	app, p, err := builtin.PlanImplemented(benchApp)
 	if err != nil {
 		b.Fatal(err)
 	}
-	ps, err := l.LoadProtocols(protocols.SpecFS(), protocols.SpecPrefix)
-	if err != nil {
-		b.Fatal(err)
-	}
-	cat, err := l.NewCatalogue(ps...)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if cat, err = l.Implemented(cat); err != nil {
-		b.Fatal(err)
-	}
-	app, err := l.LoadApp(benchApp)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return app, engine.New(l, cat).Plan(app)
+	return app, p
 }
 
 func startChannel(ctx context.Context, b *testing.B) *channelCluster {

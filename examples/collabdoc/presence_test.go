@@ -10,33 +10,17 @@ import (
 	"github.com/rime-dev/rime/crdt"
 	"github.com/rime-dev/rime/engine"
 	"github.com/rime-dev/rime/internal/localcluster"
-	"github.com/rime-dev/rime/protocols"
-	_ "github.com/rime-dev/rime/protocols/builtin"
+	"github.com/rime-dev/rime/protocols/builtin"
 	"github.com/rime-dev/rime/spec"
 )
 
 func implementedPlan(t *testing.T) (*spec.App, *engine.Plan) {
 	t.Helper()
-	l, err := spec.NewLoader()
+	app, p, err := builtin.PlanImplemented("app.cue")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps, err := l.LoadProtocols(protocols.SpecFS(), protocols.SpecPrefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat, err := l.NewCatalogue(ps...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cat, err = l.Implemented(cat); err != nil {
-		t.Fatal(err)
-	}
-	app, err := l.LoadApp("app.cue")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return app, engine.New(l, cat).Plan(app)
+	return app, p
 }
 
 // Cursors and comments written on three nodes converge: every editor's

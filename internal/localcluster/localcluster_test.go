@@ -11,7 +11,7 @@ import (
 
 	"github.com/rime-dev/rime/engine"
 	"github.com/rime-dev/rime/protocols"
-	_ "github.com/rime-dev/rime/protocols/builtin"
+	"github.com/rime-dev/rime/protocols/builtin"
 	"github.com/rime-dev/rime/spec"
 )
 
@@ -19,26 +19,11 @@ import (
 // implements, as `rime up` does.
 func planImplemented(t *testing.T, file string) (*spec.App, *engine.Plan) {
 	t.Helper()
-	l, err := spec.NewLoader()
+	app, p, err := builtin.PlanImplemented(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps, err := l.LoadProtocols(protocols.SpecFS(), protocols.SpecPrefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat, err := l.NewCatalogue(ps...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if cat, err = l.Implemented(cat); err != nil {
-		t.Fatal(err)
-	}
-	app, err := l.LoadApp(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return app, engine.New(l, cat).Plan(app)
+	return app, p
 }
 
 // lockedBuffer is a decision log the test can read while the hub writes.
