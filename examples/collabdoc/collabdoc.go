@@ -58,14 +58,22 @@ func NewEditor(name string, ch protocols.Channel) *Editor {
 // ctx ends. A disconnected session (an edit the channel could not accept)
 // is reconnected: the editor starts again from the channel's checkpoint.
 func (e *Editor) Run(ctx context.Context, every time.Duration) error {
-	for ctx.Err() == nil {
-		err := e.session(ctx, every)
-		if ctx.Err() != nil {
-			return nil
-		}
+	return reconnecting(ctx, func(ctx context.Context) error { return e.session(ctx, every) }, func() {
 		e.mu.Lock()
 		e.reconnect++
 		e.mu.Unlock()
+	})
+}
+
+// reconnecting runs session until ctx ends or the channel closes, again
+// after each disconnection (calling again first), a moment later.
+func reconnecting(ctx context.Context, session func(context.Context) error, again func()) error {
+	for ctx.Err() == nil {
+		err := session(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		again()
 		if errors.Is(err, protocols.ErrClosed) {
 			return err
 		}

@@ -41,20 +41,7 @@ func NewReplica(ch protocols.Channel) *Replica {
 // Run keeps a session open (reconnecting after a disconnection) and
 // merges its events until ctx ends.
 func (r *Replica) Run(ctx context.Context) error {
-	for ctx.Err() == nil {
-		err := r.session(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if errors.Is(err, protocols.ErrClosed) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	return nil
+	return reconnecting(ctx, r.session, func() {})
 }
 
 func (r *Replica) session(ctx context.Context) error {
