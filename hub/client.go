@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rime-dev/rime/identity"
+	"github.com/rime-dev/rime/internal/backoff"
 	"github.com/rime-dev/rime/network"
 )
 
@@ -151,12 +152,11 @@ func (c *Client) call(ctx context.Context, op string, args, out any) (*Response,
 	if err != nil {
 		return nil, err
 	}
-	backoff := 5 * time.Millisecond
+	delay := backoff.Delay{Next: 5 * time.Millisecond, Max: 200 * time.Millisecond}
 	wait := func(last error) error {
-		if !sleep(ctx, backoff) {
+		if !delay.Wait(ctx) {
 			return fmt.Errorf("%w: %s: %v (last: %v)", ErrUnavailable, op, ctx.Err(), last)
 		}
-		backoff = min(2*backoff, 200*time.Millisecond)
 		return nil
 	}
 	resent, conflicts := false, 0

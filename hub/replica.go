@@ -491,37 +491,12 @@ func (r *Replica) write(ctx context.Context, req *Request) Response {
 
 // retryable errors are the ones where dragonboat did not take the
 // request, so sending it again cannot apply it twice.
-func retryable(err error) bool {
-	return errors.Is(err, dragonboat.ErrShardNotReady) || errors.Is(err, dragonboat.ErrSystemBusy) ||
-		errors.Is(err, dragonboat.ErrShardNotInitialized)
-}
-
 func (r *Replica) propose(ctx context.Context, cmd []byte) (sm.Result, error) {
-	backoff := time.Millisecond
-	for {
-		res, err := r.nh.SyncPropose(ctx, r.nh.GetNoOPSession(shardID), cmd)
-		if err == nil {
-			return res, nil
-		}
-		if !retryable(err) {
-			return res, fmt.Errorf("%w: propose: %v", ErrUnavailable, err)
-		}
-		if !sleep(ctx, backoff) {
-			return res, fmt.Errorf("%w: propose: %v (last: %v)", ErrUnavailable, ctx.Err(), err)
-		}
-		backoff = min(2*backoff, 100*time.Millisecond)
+	res, err := raft.Retry(ctx, func() (sm.Result, error) { return r.nh.SyncPropose(ctx, r.nh.GetNoOPSession(shardID), cmd) })
+	if err != nil {
+		return res, fmt.Errorf("%w: propose: %v", ErrUnavailable, err)
 	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return res, nil
 }
 
 // read answers a read op linearizably: a ReadIndex round (any replica
@@ -560,20 +535,11 @@ func (r *Replica) decide(ctx context.Context, signer, op string, in Input) Decis
 }
 
 func (r *Replica) syncRead(ctx context.Context, q readQuery) (any, error) {
-	backoff := time.Millisecond
-	for {
-		v, err := r.nh.SyncRead(ctx, shardID, q)
-		if err == nil {
-			return v, nil
-		}
-		if !retryable(err) {
-			return nil, fmt.Errorf("%w: read: %v", ErrUnavailable, err)
-		}
-		if !sleep(ctx, backoff) {
-			return nil, fmt.Errorf("%w: read: %v (last: %v)", ErrUnavailable, ctx.Err(), err)
-		}
-		backoff = min(2*backoff, 100*time.Millisecond)
+	v, err := raft.Retry(ctx, func() (any, error) { return r.nh.SyncRead(ctx, shardID, q) })
+	if err != nil {
+		return nil, fmt.Errorf("%w: read: %v", ErrUnavailable, err)
 	}
+	return v, nil
 }
 
 // manage runs the replica's background duties every ManageEvery: say

@@ -18,6 +18,7 @@ import (
 	"github.com/lni/dragonboat/v4/logger"
 	sm "github.com/lni/dragonboat/v4/statemachine"
 
+	"github.com/rime-dev/rime/internal/backoff"
 	"github.com/rime-dev/rime/network"
 	"github.com/rime-dev/rime/protocols"
 )
@@ -316,10 +317,6 @@ func (r *Raft) withTimeout(ctx context.Context) (context.Context, context.Cancel
 
 // retryable errors are the ones where dragonboat did not accept the
 // request at all, so sending it again cannot apply it twice.
-func retryable(err error) bool {
-	return errors.Is(err, dragonboat.ErrShardNotReady) || errors.Is(err, dragonboat.ErrSystemBusy) ||
-		errors.Is(err, dragonboat.ErrShardNotInitialized)
-}
 
 // Append proposes data and waits for it to be applied here.
 func (r *Raft) Append(ctx context.Context, data []byte) (uint64, error) {
@@ -333,7 +330,7 @@ func (r *Raft) Append(ctx context.Context, data []byte) (uint64, error) {
 func (r *Raft) propose(ctx context.Context, cmd []byte) (sm.Result, error) {
 	ctx, cancel := r.withTimeout(ctx)
 	defer cancel()
-	backoff := time.Millisecond
+	delay := backoff.Delay{Next: time.Millisecond, Max: 100 * time.Millisecond}
 	cs := r.sessions.get()
 	for {
 		var err error
@@ -358,13 +355,12 @@ func (r *Raft) propose(ctx context.Context, cmd []byte) (sm.Result, error) {
 		}
 		// Retrying in the same series is safe: dragonboat applies it
 		// at most once.
-		if !retryable(err) && !errors.Is(err, dragonboat.ErrRejected) {
+		if !Retryable(err) && !errors.Is(err, dragonboat.ErrRejected) {
 			return sm.Result{}, fmt.Errorf("raft: class %s: propose: %w", r.env.Class, err)
 		}
-		if !sleep(ctx, backoff) {
+		if !delay.Wait(ctx) {
 			return sm.Result{}, fmt.Errorf("raft: class %s: propose: %w (last: %v)", r.env.Class, ctx.Err(), err)
 		}
-		backoff = min(2*backoff, 100*time.Millisecond)
 	}
 }
 
@@ -377,31 +373,11 @@ func (r *Raft) Applied() uint64 { return r.state.current() }
 func (r *Raft) ReadIndex(ctx context.Context) (uint64, error) {
 	ctx, cancel := r.withTimeout(ctx)
 	defer cancel()
-	backoff := time.Millisecond
-	for {
-		v, err := r.nh.SyncRead(ctx, r.shardID, nil)
-		if err == nil {
-			return v.(uint64), nil
-		}
-		if !retryable(err) {
-			return 0, fmt.Errorf("raft: class %s: read: %w", r.env.Class, err)
-		}
-		if !sleep(ctx, backoff) {
-			return 0, fmt.Errorf("raft: class %s: read: %w (last: %v)", r.env.Class, ctx.Err(), err)
-		}
-		backoff = min(2*backoff, 100*time.Millisecond)
+	v, err := Retry(ctx, func() (any, error) { return r.nh.SyncRead(ctx, r.shardID, nil) })
+	if err != nil {
+		return 0, fmt.Errorf("raft: class %s: read: %w", r.env.Class, err)
 	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return v.(uint64), nil
 }
 
 // Follow reads this replica's applied entries from Seq from.
