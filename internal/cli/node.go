@@ -29,6 +29,8 @@ import (
 	"github.com/rime-dev/rime/engine"
 	"github.com/rime-dev/rime/hub"
 	"github.com/rime-dev/rime/identity"
+	"github.com/rime-dev/rime/network"
+	"github.com/rime-dev/rime/network/faultnet"
 	"github.com/rime-dev/rime/network/tlsnet"
 	"github.com/rime-dev/rime/node"
 )
@@ -44,6 +46,7 @@ type nodeOptions struct {
 	admit     []string
 	hubs      []string
 	reachable string
+	faults    bool
 	api       string
 	format    string
 	logLevel  string
@@ -111,6 +114,7 @@ SIGTERM, leaving the group so the others need not wait for a timeout.`,
 	f.StringSliceVar(&o.admit, "admit", nil, "node IDs allowed to connect (comma separated or repeated), or 'any'; not with --hub")
 	f.StringArrayVar(&o.hubs, "hub", nil, "address of a hub replica (repeatable): enroll in the plan's group there, and admit its members")
 	f.StringVar(&o.reachable, "reachable", "public", "whether other nodes can dial this one, as registered with the hub: public or nat")
+	f.BoolVar(&o.faults, "faults", false, "serve POST /v1/faults on the API to inject loss, duplication and delay on this node's outgoing traffic (for rime verify --netns; never in production)")
 	f.StringVar(&o.api, "api", "127.0.0.1:0", "loopback address of the application API (empty: no API)")
 	f.StringVar(&o.format, "format", "text", "output: text, or json (one object per line)")
 	f.StringVar(&o.logLevel, "log", "warn", "log level on stderr: debug, info, warn or error")
@@ -222,9 +226,18 @@ func runNode(ctx context.Context, o nodeOptions, out, errOut io.Writer) error {
 	if authorize == nil {
 		logger.Warn("rime node: any peer that completes mutual TLS may connect; pass --admit with the group's node IDs to restrict it")
 	}
-	nw, err := tlsnet.New(tlsnet.Config{Identity: ident, Authorize: authorize, Logger: logger})
+	tn, err := tlsnet.New(tlsnet.Config{Identity: ident, Authorize: authorize, Logger: logger})
 	if err != nil {
 		return &exitError{ExitFailure, err}
+	}
+	var nw network.Network = tn
+	var faulty *faultnet.Network
+	if o.faults {
+		if o.api == "" {
+			return &exitError{ExitInvalid, errors.New("--faults needs the API (--api) to receive the faults on")}
+		}
+		faulty = faultnet.Wrap(tn, uint64(time.Now().UnixNano()))
+		nw = faulty
 	}
 	n, err := node.Start(ctx, node.Config{
 		Plan: p, Group: p.Group, GroupSecret: secret, NodeClass: nodeClass,
@@ -255,6 +268,9 @@ func runNode(ctx context.Context, o nodeOptions, out, errOut io.Writer) error {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("/v1/", client.NewHandler(n.Channel, logger))
+		if faulty != nil {
+			mux.HandleFunc("/v1/faults", faultsHandler(faulty))
+		}
 		mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 			st := map[string]any{"id": n.ID(), "addr": n.Addr(), "node_class": nodeClass}
 			classes := map[string]any{}
