@@ -1,7 +1,9 @@
 package faultnet
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -12,17 +14,61 @@ import (
 )
 
 // Faults are what the network does to this node's outgoing traffic.
-// The zero value changes nothing.
+// The zero value changes nothing. In JSON (the body of a node's
+// /v1/faults) durations are Go duration strings:
+// {"loss":0.05,"duplicate":0,"delay":"50ms","jitter":"10ms"}.
 type Faults struct {
 	// Loss is the probability that a datagram is dropped.
-	Loss float64 `json:"loss"`
+	Loss float64
 	// Duplicate is the probability that a datagram is sent twice.
-	Duplicate float64 `json:"duplicate"`
+	Duplicate float64
 	// Delay and Jitter: every datagram, and every write on a stream, is
 	// held Delay plus a uniform [0, Jitter) before it leaves. Datagrams
 	// may overtake each other (reordering); a stream keeps its order.
-	Delay  time.Duration `json:"delay"`
-	Jitter time.Duration `json:"jitter"`
+	Delay  time.Duration
+	Jitter time.Duration
+}
+
+type faultsJSON struct {
+	Loss      float64 `json:"loss"`
+	Duplicate float64 `json:"duplicate"`
+	Delay     string  `json:"delay,omitempty"`
+	Jitter    string  `json:"jitter,omitempty"`
+}
+
+// MarshalJSON writes durations as strings ("50ms").
+func (f Faults) MarshalJSON() ([]byte, error) {
+	return json.Marshal(faultsJSON{Loss: f.Loss, Duplicate: f.Duplicate, Delay: f.Delay.String(), Jitter: f.Jitter.String()})
+}
+
+// UnmarshalJSON reads what MarshalJSON writes, strictly (no unknown
+// fields), and validates it.
+func (f *Faults) UnmarshalJSON(b []byte) error {
+	var j faultsJSON
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&j); err != nil {
+		return fmt.Errorf("faultnet: %w", err)
+	}
+	out := Faults{Loss: j.Loss, Duplicate: j.Duplicate}
+	for _, d := range []struct {
+		s   string
+		dst *time.Duration
+	}{{j.Delay, &out.Delay}, {j.Jitter, &out.Jitter}} {
+		if d.s == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.s)
+		if err != nil {
+			return fmt.Errorf("faultnet: %q: want a duration such as 50ms", d.s)
+		}
+		*d.dst = v
+	}
+	if err := out.Validate(); err != nil {
+		return err
+	}
+	*f = out
+	return nil
 }
 
 // Validate names the field that is out of range.

@@ -2,6 +2,7 @@ package faultnet
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"testing"
 	"time"
@@ -135,6 +136,23 @@ func TestFaultsValidate(t *testing.T) {
 	for _, f := range []Faults{{Loss: -0.1}, {Loss: 1.5}, {Duplicate: 2}, {Delay: -1}, {Jitter: 2 * time.Minute}} {
 		if f.Validate() == nil {
 			t.Errorf("%+v: accepted", f)
+		}
+	}
+}
+
+func TestFaultsJSONRoundTrip(t *testing.T) {
+	f := Faults{Loss: 0.05, Duplicate: 0.01, Delay: 50 * time.Millisecond, Jitter: 10 * time.Millisecond}
+	b, err := json.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Faults
+	if err := json.Unmarshal(b, &got); err != nil || got != f {
+		t.Fatalf("%s read back as %+v, %v", b, got, err)
+	}
+	for _, bad := range []string{`{"loss":2}`, `{"delay":"soon"}`, `{"lost":0.1}`} {
+		if json.Unmarshal([]byte(bad), &got) == nil {
+			t.Errorf("%s: accepted", bad)
 		}
 	}
 }

@@ -9,9 +9,9 @@
 // removed by Close, which is safe to call more than once; Start removes
 // leftovers of an earlier run with the same prefix (say, after a kill -9).
 //
-// This kernel has no netem qdisc, so delay and loss are not made here:
-// the in-process runtime (verify/sim) injects them in rime's own network
-// layer.
+// This kernel has no netem qdisc, so delay, loss and duplication come
+// from rime's own network layer: every node runs with --faults, and
+// SetFaults sets them on a node's outgoing traffic through its API.
 package netns
 
 import (
@@ -21,6 +21,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -30,6 +32,7 @@ import (
 	"time"
 
 	"github.com/rime-dev/rime/client"
+	"github.com/rime-dev/rime/network/faultnet"
 	"github.com/rime-dev/rime/protocols"
 )
 
@@ -160,7 +163,7 @@ func (c *Cluster) startNode(ctx context.Context, i int, extra []string) error {
 	args := append([]string{"netns", "exec", p.ns}, c.cfg.Command...)
 	args = append(args, "node", "--format", "json", "--data", filepath.Join(c.cfg.Dir, fmt.Sprint("n", i)),
 		"--plan", c.cfg.Plan, "--node-class", c.cfg.NodeClasses[i],
-		"--listen", p.ip+":7946", "--api", p.ip+":8080")
+		"--listen", p.ip+":7946", "--api", p.ip+":8080", "--faults")
 	for _, cl := range c.cfg.Classes {
 		args = append(args, "--class", cl)
 	}
@@ -243,6 +246,29 @@ func (c *Cluster) Channel(i int, class string) protocols.Channel {
 		return nil
 	}
 	return &apiChannel{c: cl, class: class}
+}
+
+// SetFaults sets the loss, duplication and delay of node i's outgoing
+// traffic (faultnet, in the node's process).
+func (c *Cluster) SetFaults(ctx context.Context, i int, f faultnet.Faults) error {
+	b, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.nodes[i].ready.API+"/v1/faults", bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("netns: node %d: set faults: %w", i, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+		return fmt.Errorf("netns: node %d: set faults: %s: %s", i, resp.Status, bytes.TrimSpace(msg))
+	}
+	return nil
 }
 
 // Isolate cuts node i's link: it can reach no one and no one it.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rime-dev/rime/internal/cli"
+	"github.com/rime-dev/rime/network/faultnet"
 	"github.com/rime-dev/rime/protocols"
 	"github.com/rime-dev/rime/verify/check"
 	"github.com/rime-dev/rime/verify/netns"
@@ -71,6 +72,37 @@ func TestThreeNamespacesWithAPartition(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitAcks(t, ctx, rec, len(rec.Acked())+50)
+
+	// WAN latency, loss and duplication from rime's own network layer
+	// (no netem here): the cluster goes on, and no update is acknowledged
+	// sooner than one delay (the leader's entry must reach a follower).
+	const delay = 20 * time.Millisecond
+	wan := faultnet.Faults{Delay: delay, Jitter: 10 * time.Millisecond, Loss: 0.05, Duplicate: 0.02}
+	for i := range c.N() {
+		if err := c.SetFaults(ctx, i, wan); err != nil {
+			t.Fatal(err)
+		}
+	}
+	since := rec.Now()
+	waitAcks(t, ctx, rec, len(rec.Acked())+30)
+	until := rec.Now()
+	for i := range c.N() {
+		if err := c.SetFaults(ctx, i, faultnet.Faults{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slowed := 0
+	for _, op := range rec.Ops() {
+		if op.Call > since && op.Return > 0 && op.Return < until && op.Outcome == check.OK && op.Kind == check.Append {
+			slowed++
+			if took := time.Duration(op.Return - op.Call); took < delay {
+				t.Errorf("an update was acknowledged in %v under a %v delay", took, delay)
+			}
+		}
+	}
+	if slowed == 0 {
+		t.Fatal("no update was both sent and acknowledged while the faults were in force")
+	}
 	stop()
 	wg.Wait()
 
