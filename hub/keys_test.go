@@ -40,7 +40,10 @@ func waitKey(ctx context.Context, t testing.TB, k *Keys, epoch uint64) []byte {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			t.Fatalf("no key of epoch %d (holds %v): %v", epoch, k.Epochs(), ctx.Err())
+			k.mu.Lock()
+			last := k.err
+			k.mu.Unlock()
+			t.Fatalf("no key of epoch %d (holds %v; last round: %v): %v", epoch, k.Epochs(), last, ctx.Err())
 		}
 	}
 }
