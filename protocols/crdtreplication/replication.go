@@ -206,6 +206,9 @@ func (r *Replication) Provision(env *protocols.Env) error {
 		// the class's type (sealed.go).
 		r.sealed = newSealedStore(s, r.typ, r.lg)
 		r.typ = crdt.TypeLog
+		if c, ok := s.(interface{ Claim() }); ok {
+			c.Claim() // tell it its ciphertext is what this replica keeps
+		}
 	}
 	r.service = "crdt/" + env.Class
 	key, err := env.DeriveKey("crdt-replication/"+env.Class, 32)

@@ -3,6 +3,7 @@ package e2eencryption
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/rime-dev/rime/protocols"
 )
@@ -20,8 +21,9 @@ func init() { protocols.Default.MustRegister(NewModule()) }
 
 // Layer is one node's e2e-encryption instance for one class.
 type Layer struct {
-	env  *protocols.Env
-	ring *keyring
+	env     *protocols.Env
+	ring    *keyring
+	claimed atomic.Bool
 }
 
 // Provision takes the node's key source (nil on a non-member).
@@ -34,8 +36,20 @@ func (l *Layer) Provision(env *protocols.Env) error {
 // Validate has nothing to check: the layer has no parameters.
 func (l *Layer) Validate() error { return nil }
 
-// Start has nothing to start: the key source runs on its own.
-func (l *Layer) Start(context.Context) error { return nil }
+// Claim is called at Provision by a layer above that seals the class's
+// data with this one (crdt-replication does).
+func (l *Layer) Claim() { l.claimed.Store(true) }
+
+// Start refuses to run under layers that would not use it: a
+// confidential class whose data layers do not seal (a consensus stack:
+// not implemented yet) must not run as if it were encrypted. Every layer
+// is provisioned before any starts, so a claim has been made by now.
+func (l *Layer) Start(context.Context) error {
+	if !l.claimed.Load() {
+		return fmt.Errorf("%s: class %s: no layer above seals the class's data with it (only crdt-replication does yet); refusing to run the class in plaintext", Name, l.env.Class)
+	}
+	return nil
+}
 
 // Close has nothing to release.
 func (l *Layer) Close() error { return nil }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/rime-dev/rime/protocols"
@@ -211,4 +212,17 @@ func FuzzDecodeHeader(f *testing.F) {
 			t.Fatalf("forged bytes opened: %q", p)
 		}
 	})
+}
+
+// A layer nothing above claims refuses to start, so a class whose data
+// layers do not seal never runs as though it were encrypted.
+func TestStartRefusesWithoutAUser(t *testing.T) {
+	l := layer(t, static(t, 1), "messages")
+	if err := l.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "no layer above seals") {
+		t.Fatalf("start unclaimed: %v", err)
+	}
+	l.Claim()
+	if err := l.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }
