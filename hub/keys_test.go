@@ -5,16 +5,29 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/rime-dev/rime/crdt"
+	"github.com/rime-dev/rime/engine"
 	"github.com/rime-dev/rime/identity"
+	rimenode "github.com/rime-dev/rime/node"
 	"github.com/rime-dev/rime/protocols"
+	"github.com/rime-dev/rime/protocols/causalbroadcast"
+	"github.com/rime-dev/rime/protocols/convergentchannel"
+	"github.com/rime-dev/rime/protocols/crdtreplication"
+	"github.com/rime-dev/rime/protocols/durablestorage"
 	"github.com/rime-dev/rime/protocols/e2eencryption"
+	"github.com/rime-dev/rime/protocols/epidemicbroadcast"
+	"github.com/rime-dev/rime/protocols/tcpmtls"
+	"github.com/rime-dev/rime/verify/sim"
 )
 
 func fastKeys(t testing.TB, n *node, group string) *Keys {
@@ -250,4 +263,330 @@ func FuzzDecodeKeys(f *testing.F) {
 		}
 		decodeKeysPub(b, "team", id.ID(), id.Public())
 	})
+}
+
+// teamchatPlan is `rime plan examples/teamchat` for its two confidential
+// classes, with the TLS transport in place of the hub relay (not
+// implemented yet): messages, a causal log, and channels, an eventual
+// set, each with e2e-encryption listed where the planner lists it.
+// copies asks every node to keep each message (so an acknowledged
+// message is on every disk, the removed member's included).
+func teamchatPlan(copies int) *engine.Plan {
+	class := func(name, typ, bc, delivery, model string, copies int) engine.ClassPlan {
+		return engine.ClassPlan{Name: name, Satisfiable: true, Stack: []engine.Layer{
+			{Layer: "transport", Protocol: tcpmtls.Name, Implemented: true, Provides: []string{"transport"}},
+			{Layer: "membership", Protocol: "swim", Implemented: true, Provides: []string{"membership"}, Requires: []string{"transport"}},
+			{Layer: "broadcast", Protocol: bc, Implemented: true, Params: map[string]any{"fanout": float64(3)},
+				Provides: []string{"broadcast"}, Requires: []string{"membership"}},
+			{Layer: "replication", Protocol: crdtreplication.Name, Implemented: true,
+				Params:   map[string]any{"type": typ, "delivery": delivery, "copies": float64(copies)},
+				Provides: []string{"local-replica"}, Requires: []string{"broadcast", "store"}},
+			{Layer: "storage", Protocol: durablestorage.Name, Implemented: true, Provides: []string{"store"}},
+			{Layer: "security", Protocol: e2eencryption.Name, Implemented: true, Provides: []string{"encryption"},
+				Requires: []string{"membership"}, Hosts: []string{"laptop", "phone"}},
+			{Layer: "channel", Protocol: convergentchannel.Name, Implemented: true, Params: map[string]any{"model": model},
+				Provides: []string{"channel"}, Requires: []string{"local-replica"}},
+		}}
+	}
+	return &engine.Plan{App: "teamchat", Group: "team", Classes: []engine.ClassPlan{
+		class("messages", "log", causalbroadcast.Name, "causal", "causal", copies),
+		class("channels", "set", epidemicbroadcast.Name, "none", "eventual", 2),
+	}}
+}
+
+// chatView follows one class on one device.
+type chatView struct {
+	t    *testing.T
+	sess protocols.Session
+
+	mu      sync.Mutex
+	state   crdt.State
+	err     error
+	changed chan struct{}
+}
+
+func follow(ctx context.Context, t *testing.T, n *rimenode.Node, class string) *chatView {
+	t.Helper()
+	ch, err := n.Channel(class)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := ch.Connect(ctx)
+	if err != nil {
+		t.Fatalf("connect %s: %v", class, err)
+	}
+	v := &chatView{t: t, sess: s, changed: make(chan struct{})}
+	t.Cleanup(s.Disconnect)
+	go func() {
+		for ev := range s.Events() {
+			v.mu.Lock()
+			d, err := crdt.Decode(ev.Data)
+			if err == nil && ev.Kind == protocols.Initialize {
+				v.state = d
+			} else if err == nil {
+				err = v.state.Merge(d)
+			}
+			if err != nil && v.err == nil {
+				v.err = err
+			}
+			close(v.changed)
+			v.changed = make(chan struct{})
+			v.mu.Unlock()
+		}
+		v.mu.Lock()
+		if v.err == nil {
+			v.err = fmt.Errorf("session ended: %w", s.Err())
+		}
+		close(v.changed)
+		v.mu.Unlock()
+	}()
+	return v
+}
+
+func (v *chatView) values() []string {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	switch s := v.state.(type) {
+	case *crdt.Log:
+		var out []string
+		for _, e := range s.Entries() {
+			out = append(out, string(e.Data))
+		}
+		return out
+	case *crdt.Set:
+		return s.Elems()
+	}
+	return nil
+}
+
+// waitHas waits until the view holds every value of want.
+func (v *chatView) waitHas(ctx context.Context, want ...string) {
+	v.t.Helper()
+	for {
+		v.mu.Lock()
+		ch, err := v.changed, v.err
+		v.mu.Unlock()
+		have := v.values()
+		missing := slices.DeleteFunc(slices.Clone(want), func(w string) bool { return slices.Contains(have, w) })
+		if len(missing) == 0 {
+			return
+		}
+		if err != nil {
+			v.t.Fatalf("view: %v (missing %v)", err, missing)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			v.t.Fatalf("missing %v (have %v): %v", missing, have, ctx.Err())
+		}
+	}
+}
+
+func (v *chatView) submit(ctx context.Context, op crdt.Op) {
+	v.t.Helper()
+	b, _ := crdt.MarshalOp(op)
+	if err := v.sess.Submit(ctx, b); err != nil {
+		v.t.Fatalf("submit: %v", err)
+	}
+}
+
+// A teamchat-like deployment: two laptops and a phone (members, given
+// the group's keys through the hub), two honest-but-curious relays that
+// host replicas of both confidential classes. Messages and channels flow
+// between the members; the phone is removed and the conversation goes
+// on under the next epoch's key, which the phone never opens although it
+// keeps the ciphertext. No file on the relays' disks, nor on any
+// device's, holds a message or a channel name.
+func TestTeamchatRelaysHoldOnlyCiphertext(t *testing.T) {
+	h := newTestHub(t, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	h.ready(ctx)
+	classes := []string{"laptop", "laptop", "phone", "relay", "relay"}
+	root := t.TempDir()
+	var ids []*identity.Identity
+	var hubNodes []*node
+	for i, c := range classes {
+		// The node's identity is the hub member's: make it where the node
+		// will load it.
+		id, err := identity.LoadOrCreate(filepath.Join(root, fmt.Sprint(i), "identity"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+		hubNodes = append(hubNodes, h.newNodeWith(t, id, c))
+	}
+	admin := hubNodes[0]
+	if err := admin.c.CreateGroup(ctx, "team"); err != nil {
+		t.Fatal(err)
+	}
+	for _, nc := range []string{"laptop", "phone"} {
+		if err := admin.c.SetTrust(ctx, "team", nc, TrustMember); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := admin.c.SetTrust(ctx, "team", "relay", TrustHonestButCurious); err != nil {
+		t.Fatal(err)
+	}
+	var epoch uint64
+	for _, n := range hubNodes[1:] {
+		if _, err := admin.c.Invite(ctx, "team", n.id.Public()); err != nil {
+			t.Fatal(err)
+		}
+		e, err := n.c.Accept(ctx, "team")
+		if err != nil {
+			t.Fatal(err)
+		}
+		epoch = e
+	}
+	keys := make([]*Keys, len(classes))
+	for i, c := range classes {
+		if c != "relay" {
+			keys[i] = fastKeys(t, hubNodes[i], "team")
+		}
+	}
+	for _, k := range keys[:3] {
+		// The epoch's generator is whichever member has the lowest ID, so
+		// every source runs before any is waited for.
+		waitKey(ctx, t, k, epoch)
+	}
+
+	plan := teamchatPlan(len(classes))
+	reg := sim.FastRegistry(crdtreplication.NewModule(func() crdtreplication.Config {
+		c := crdtreplication.DefaultConfig()
+		c.AntiEntropyInterval, c.AckInterval = 50*time.Millisecond, 100*time.Millisecond
+		return c
+	}()))
+	nodes := make([]*rimenode.Node, len(classes))
+	for i, c := range classes {
+		cfg := rimenode.Config{Plan: plan, Group: "team", GroupSecret: []byte("teamchat-transport-secret-012345"), NodeClass: c,
+			DataDir: filepath.Join(root, fmt.Sprint(i)), Network: h.net, Listen: fmt.Sprintf("10.4.0.%d:7000", i+1), Registry: reg}
+		if i > 0 {
+			cfg.Join = []string{"10.4.0.1:7000"}
+		}
+		if keys[i] != nil {
+			cfg.Keys = keys[i]
+		}
+		n, err := rimenode.Start(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n.ID() != ids[i].ID() {
+			t.Fatalf("node %d runs as %s, its hub member is %s", i, n.ID(), ids[i].ID())
+		}
+		nodes[i] = n
+		t.Cleanup(func() { n.Close() })
+	}
+	for _, c := range []string{"messages", "channels"} {
+		for i, n := range nodes {
+			m, _ := rimenode.Layer[protocols.Membership](n, c)
+			ev, stop := m.Subscribe()
+			for alive := 0; alive < len(nodes); {
+				alive = 0
+				for _, x := range m.Members() {
+					if x.State == protocols.MemberAlive {
+						alive++
+					}
+				}
+				if alive < len(nodes) {
+					select {
+					case <-ev:
+					case <-ctx.Done():
+						t.Fatalf("node %d, class %s: %d alive", i, c, alive)
+					}
+				}
+			}
+			stop()
+		}
+	}
+	for _, relay := range nodes[3:] {
+		ch, _ := relay.Channel("messages")
+		if _, err := ch.Connect(ctx); err == nil || !strings.Contains(err.Error(), "holds only ciphertext of class messages") {
+			t.Fatalf("a session on a relay: %v", err)
+		}
+	}
+
+	msgs := []*chatView{follow(ctx, t, nodes[0], "messages"), follow(ctx, t, nodes[1], "messages"), follow(ctx, t, nodes[2], "messages")}
+	chans := []*chatView{follow(ctx, t, nodes[0], "channels"), follow(ctx, t, nodes[1], "channels"), follow(ctx, t, nodes[2], "channels")}
+	var before []string
+	for i, m := range msgs {
+		v := fmt.Sprintf("zebra-%d: the launch code is %d", i, 4711+i)
+		m.submit(ctx, crdt.LogAppend{Data: []byte(v)})
+		before = append(before, v)
+	}
+	chans[0].submit(ctx, crdt.SetAdd{Elem: "chan-quokka-general"})
+	chans[2].submit(ctx, crdt.SetAdd{Elem: "chan-quokka-secret-plans"})
+	for i := range msgs {
+		msgs[i].waitHas(ctx, before...)
+		chans[i].waitHas(ctx, "chan-quokka-general", "chan-quokka-secret-plans")
+	}
+
+	// The admin removes the phone; the laptops move to the next epoch.
+	next, err := admin.c.Remove(ctx, "team", ids[2].ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitKey(ctx, t, keys[0], next)
+	waitKey(ctx, t, keys[1], next)
+	after := []string{"zebra-0: after the phone left", "zebra-1: the phone must not read this"}
+	msgs[0].submit(ctx, crdt.LogAppend{Data: []byte(after[0])})
+	msgs[1].submit(ctx, crdt.LogAppend{Data: []byte(after[1])})
+	// Acknowledged means kept by every node (copies: all five), the
+	// phone included.
+	msgs[0].waitHas(ctx, append(before, after...)...)
+	msgs[1].waitHas(ctx, append(before, after...)...)
+	phone, _ := rimenode.Layer[protocols.Replica](nodes[2], "messages")
+	if _, err := phone.Seen(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := msgs[2].sess.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := msgs[2].values()
+	for _, v := range after {
+		if slices.Contains(got, v) {
+			t.Fatalf("the removed phone reads %q", v)
+		}
+	}
+	for _, v := range before {
+		if !slices.Contains(got, v) {
+			t.Fatalf("the removed phone lost %q it read before", v)
+		}
+	}
+
+	secrets := append(append([]string{"zebra-", "launch code", "chan-quokka"}, before...), after...)
+	for i := range nodes {
+		for _, s := range secrets {
+			if hits := scanDir(t, filepath.Join(root, fmt.Sprint(i)), []byte(s)); len(hits) > 0 {
+				t.Errorf("node %d (%s) holds %q in the clear: %v", i, classes[i], s, hits)
+			}
+		}
+	}
+	for _, s := range secrets {
+		if hits := scanDir(t, h.dir, []byte(s)); len(hits) > 0 {
+			t.Errorf("a hub replica holds %q: %v", s, hits)
+		}
+	}
+}
+
+// newNodeWith is newNode with a given identity.
+func (h *testHub) newNodeWith(t testing.TB, id *identity.Identity, class string) *node {
+	t.Helper()
+	h.mu.Lock()
+	h.nextNode++
+	addr := fmt.Sprintf("10.2.0.%d:1", h.nextNode)
+	h.mu.Unlock()
+	ep, err := h.net.Listen(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewClient(ClientConfig{Identity: id, Endpoint: ep, Hubs: h.addrs(), Timeout: 20 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(); ep.Close() })
+	if err := c.Register(context.Background(), RegisterArgs{Class: class, Reachability: "nat", Addr: addr}); err != nil {
+		t.Fatalf("register: %v", err)
+	}
+	return &node{id: id, c: c, ep: ep}
 }
