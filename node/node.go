@@ -37,6 +37,10 @@ type Config struct {
 	Join []string
 	// Classes to host; empty means every class of the plan.
 	Classes []string
+	// Keys gives this node the group's epoch keys for the classes sealed
+	// end to end (see protocols.KeySource); nil on a node that is not a
+	// member, which then keeps and forwards only their ciphertext.
+	Keys protocols.KeySource
 	// Registry of protocol implementations; nil means protocols.Default.
 	Registry *protocols.Registry
 	// Logger; nil discards.
@@ -182,7 +186,7 @@ func (n *Node) build(ctx context.Context, cfg *Config, reg *protocols.Registry, 
 		inst := mod.New()
 		env := &protocols.Env{
 			Node: node, App: cfg.Plan.App, Group: cfg.Group, Class: cp.Name, GroupSecret: cfg.GroupSecret,
-			Params: l.Params, Hosts: l.Hosts,
+			Keys: cfg.Keys, Params: l.Params, Hosts: l.Hosts,
 			DataDir: filepath.Join(cfg.DataDir, "classes", cp.Name, l.Protocol),
 			Network: n.ep, Below: slices.Clone(st.layers),
 			Logger: n.log.With("class", cp.Name, "protocol", l.Protocol),
@@ -204,37 +208,54 @@ func (n *Node) build(ctx context.Context, cfg *Config, reg *protocols.Registry, 
 	return st, nil
 }
 
+// earlyCapability is placed as low in a stack as its provider's own
+// requirements allow. A layer finds the layers below it (protocols.Find)
+// and nothing above, and the plan lists "security" above replication
+// and storage; so the layer that seals a class's data end to end must
+// sit below every layer that keeps or sends that data, or they would not
+// find it and would keep plaintext.
+const earlyCapability = "encryption"
+
 // dependencyOrder orders a stack so each layer comes after the layers
 // providing what it requires (the plan lists layers by kind, where
 // storage sits above consensus although Raft keeps its log in it); ties
-// keep the plan's order.
+// keep the plan's order, except that a layer providing earlyCapability
+// goes first among the layers that are ready.
 func dependencyOrder(cp engine.ClassPlan) ([]engine.Layer, error) {
 	var out []engine.Layer
 	have := map[string]bool{}
 	placed := make([]bool, len(cp.Stack))
+	ready := func(l engine.Layer) bool {
+		for _, rq := range l.Requires {
+			if !have[rq] {
+				return false
+			}
+		}
+		return true
+	}
 	for len(out) < len(cp.Stack) {
-		progress := false
+		next := -1
 		for i, l := range cp.Stack {
-			if placed[i] {
+			if placed[i] || !ready(l) {
 				continue
 			}
-			ready := true
-			for _, rq := range l.Requires {
-				if !have[rq] {
-					ready = false
-				}
+			if next < 0 {
+				next = i
 			}
-			if !ready {
-				continue
+			if slices.Contains(l.Provides, earlyCapability) {
+				next = i
+				break
 			}
-			placed[i], progress = true, true
+		}
+		if next >= 0 {
+			l := cp.Stack[next]
+			placed[next] = true
 			out = append(out, l)
 			for _, pv := range l.Provides {
 				have[pv] = true
 			}
-			break
 		}
-		if !progress {
+		if next < 0 {
 			return nil, fmt.Errorf("node: class %s: the stack's requires cannot be ordered (a cycle, or a capability no layer provides)", cp.Name)
 		}
 	}

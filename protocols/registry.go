@@ -68,6 +68,10 @@ type Env struct {
 	// layers derive their keys, each with its own label (HKDF), so that
 	// no two layers share a key.
 	GroupSecret []byte
+	// Keys gives the group's epoch keys to a member (see sealing.go);
+	// nil on a node that is given none, which then holds only
+	// ciphertext of the classes sealed end to end.
+	Keys KeySource
 	// Params are the plan's parameters for this layer, as decoded from
 	// the plan's JSON (numbers are float64).
 	Params map[string]any

@@ -10,6 +10,7 @@ import (
 	_ "github.com/rime-dev/rime/protocols/convergentchannel"
 	_ "github.com/rime-dev/rime/protocols/crdtreplication"
 	_ "github.com/rime-dev/rime/protocols/durablestorage"
+	_ "github.com/rime-dev/rime/protocols/e2eencryption"
 	_ "github.com/rime-dev/rime/protocols/epidemicbroadcast"
 	_ "github.com/rime-dev/rime/protocols/raft"
 	_ "github.com/rime-dev/rime/protocols/swim"

@@ -139,6 +139,13 @@ func (c *Channel) Connect(ctx context.Context) (protocols.Session, error) {
 	if c.closed {
 		return nil, fmt.Errorf("%s: class %s: %w", Name, c.env.Class, protocols.ErrClosed)
 	}
+	// A replica sealed end to end on a node given no keys holds only
+	// ciphertext: no session could show the class.
+	if r, ok := c.rep.(interface{ Readable() error }); ok {
+		if err := r.Readable(); err != nil {
+			return nil, fmt.Errorf("%s: %w", Name, err)
+		}
+	}
 	sctx, cancel := context.WithCancel(context.Background())
 	s := &session{c: c, ctx: sctx, cancel: cancel, events: make(chan protocols.Event, c.cfg.EventBuffer), ended: make(chan struct{})}
 	c.sessions[s] = struct{}{}

@@ -85,6 +85,14 @@
 // whole state, including own updates not yet acknowledged, is visible
 // at once; the loop keeps pushing them.
 //
+// # Sealed mode
+//
+// With a protocols.Sealer below (e2e-encryption, for a confidential
+// class), the replicated state is a log of sealed deltas, so every disk
+// and every frame holds only ciphertext, and a node given no keys still
+// replicates, keeps and acknowledges the class; members open the log
+// into the class's state in memory. See sealed.go.
+//
 // # Persistence
 //
 // With a store below, the replica survives crashes: a snapshot in the

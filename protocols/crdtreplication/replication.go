@@ -99,6 +99,7 @@ type Replication struct {
 	store   protocols.Store // nil: the replica lives in memory
 	service string
 	seal    *seal.Sealer
+	sealed  *sealedStore // nil: plain mode (see sealed.go)
 
 	// Owned by the loop goroutine.
 	disk    *disk
@@ -200,6 +201,15 @@ func (r *Replication) Provision(env *protocols.Env) error {
 	}
 	r.ep = tr.Endpoint()
 	r.store, _ = protocols.Find[protocols.Store](env)
+	if s, ok := protocols.Find[protocols.Sealer](env); ok {
+		// Sealed mode: the replicated state is a log of sealed deltas of
+		// the class's type (sealed.go).
+		r.sealed = newSealedStore(s, r.typ, r.lg)
+		r.typ = crdt.TypeLog
+		if c, ok := s.(interface{ Claim() }); ok {
+			c.Claim() // tell it its ciphertext is what this replica keeps
+		}
+	}
 	r.service = "crdt/" + env.Class
 	key, err := env.DeriveKey("crdt-replication/"+env.Class, 32)
 	if err != nil {
@@ -227,7 +237,7 @@ func (r *Replication) Validate() error {
 	if err := r.cfg.Validate(); err != nil {
 		return err
 	}
-	if _, err := crdt.New(r.typ); err != nil {
+	if _, err := crdt.New(r.classType()); err != nil {
 		return fmt.Errorf("%s: parameter type: %w", Name, err)
 	}
 	if d, ok := r.env.Params["delivery"]; ok && d != "causal" && d != "none" {
@@ -294,7 +304,11 @@ func (r *Replication) load(ctx context.Context) error {
 			}
 		}
 	}
-	r.visible = r.state.Clone()
+	if r.sealed != nil {
+		r.visible = r.sealed.rebuild(r.state.(*crdt.Log))
+	} else {
+		r.visible = r.state.Clone()
+	}
 	r.first, r.last, r.visibleSeq = 1, 0, 0
 	r.changed = make(chan struct{})
 	return nil
@@ -331,6 +345,9 @@ func (r *Replication) run() {
 		deliveries: r.bc.Deliveries(),
 		packets:    r.port.Packets(),
 	}
+	if r.sealed != nil {
+		l.keys = r.sealed.sealer.Changed()
+	}
 	defer l.ae.Stop()
 	defer l.ack.Stop()
 	for {
@@ -353,7 +370,8 @@ type loopState struct {
 	ae, ack    *time.Ticker
 	deliveries <-chan protocols.Delivery
 	packets    <-chan network.Packet
-	idle       bool // the last non-blocking step found nothing
+	keys       <-chan struct{} // the Sealer's keys changed (sealed mode)
+	idle       bool            // the last non-blocking step found nothing
 	stopped    bool
 }
 
@@ -398,6 +416,9 @@ func (r *Replication) step(l *loopState, block bool) bool {
 		r.antiEntropy()
 	case <-l.ack.C:
 		r.resend()
+	case <-l.keys:
+		l.keys = r.sealed.sealer.Changed()
+		r.openWaiting()
 	}
 	return true
 }
@@ -428,11 +449,20 @@ func (r *Replication) failReplies(err error) {
 // apply performs a local operation.
 func (r *Replication) apply(req applyReq) {
 	op, err := crdt.UnmarshalOp(req.op)
-	var delta crdt.State
-	if err == nil {
-		delta, err = r.state.Apply(crdt.Stamp{Replica: r.rid, Time: uint64(time.Now().UnixMilli())}, op)
-	}
 	if err != nil {
+		req.done <- fmt.Errorf("%s: class %s: %w: %w", Name, r.env.Class, protocols.ErrRefused, err)
+		return
+	}
+	at := crdt.Stamp{Replica: r.rid, Time: uint64(time.Now().UnixMilli())}
+	var delta crdt.State
+	var shown feedEntry
+	if r.sealed != nil {
+		r.openWaiting()
+		if delta, shown, err = r.sealed.apply(r.state.(*crdt.Log), at, op); err != nil {
+			req.done <- fmt.Errorf("%s: class %s: %w", Name, r.env.Class, err)
+			return
+		}
+	} else if delta, err = r.state.Apply(at, op); err != nil {
 		req.done <- fmt.Errorf("%s: class %s: %w: %w", Name, r.env.Class, protocols.ErrRefused, err)
 		return
 	}
@@ -441,7 +471,10 @@ func (r *Replication) apply(req applyReq) {
 		req.done <- fmt.Errorf("%s: %w", Name, err)
 		return
 	}
-	seq := r.appendFeed(data, delta)
+	if r.sealed == nil {
+		shown = feedEntry{data: data, delta: delta}
+	}
+	seq := r.appendFeed(shown.data, shown.delta)
 	r.addDelta(delta)
 	r.b.replies = append(r.b.replies, req.done)
 	r.b.own = append(r.b.own, data)
@@ -488,11 +521,18 @@ func (r *Replication) merge(data []byte, st crdt.State) {
 	if st.Context().Missing(r.state.Context()).IsEmpty() {
 		return
 	}
+	shown, show := feedEntry{data: data, delta: st}, true
+	if r.sealed != nil {
+		// Open what the log lacks before the log takes it (sealed.go).
+		shown, show = r.sealed.opened(st, r.state.Context())
+	}
 	if err := r.state.Merge(st); err != nil {
 		r.lg.Warn("crdt-replication: merge", "err", err)
 		return
 	}
-	r.appendFeed(data, st)
+	if show {
+		r.appendFeed(shown.data, shown.delta)
+	}
 	r.addDelta(st)
 }
 
@@ -767,6 +807,29 @@ func (r *Replication) advanceLocked(h uint64) {
 
 // Apply performs op on the local replica; see protocols.Replica.
 func (r *Replication) Apply(ctx context.Context, op []byte) error {
+	if r.sealed == nil {
+		return r.applyOnce(ctx, op)
+	}
+	// Sealed mode: wait for a key here, not in the loop, and for the
+	// keys of this node's own earlier updates after a restart.
+	for {
+		keys := r.sealed.sealer.Changed()
+		if err := r.sealed.sealer.Ready(ctx); err != nil {
+			return fmt.Errorf("%s: class %s: %w", Name, r.env.Class, err)
+		}
+		err := r.applyOnce(ctx, op)
+		if !errors.Is(err, errKeysBehind) {
+			return err
+		}
+		select {
+		case <-keys:
+		case <-ctx.Done():
+			return fmt.Errorf("%s: class %s: %w: %w", Name, r.env.Class, err, ctx.Err())
+		}
+	}
+}
+
+func (r *Replication) applyOnce(ctx context.Context, op []byte) error {
 	req := applyReq{op: op, done: make(chan error, 1)}
 	select {
 	case r.applies <- req:
@@ -783,8 +846,12 @@ func (r *Replication) Apply(ctx context.Context, op []byte) error {
 	}
 }
 
-// Snapshot is the visible state and its Seq.
+// Snapshot is the visible state and its Seq; in sealed mode on a node
+// that holds no key, 0 and nil (see Readable).
 func (r *Replication) Snapshot() (uint64, []byte) {
+	if r.sealed != nil && !r.sealed.sealer.CanOpen() {
+		return 0, nil
+	}
 	r.fmu.Lock()
 	defer r.fmu.Unlock()
 	b, err := r.visible.MarshalBinary()
@@ -829,6 +896,9 @@ type follower struct {
 
 func (f *follower) Next(ctx context.Context) (protocols.Entry, error) {
 	r := f.r
+	if err := r.Readable(); err != nil {
+		return protocols.Entry{}, err
+	}
 	for {
 		r.fmu.Lock()
 		if r.closed {
@@ -863,11 +933,41 @@ func (r *Replication) Report(context.Context) (map[string]any, error) {
 	r.fmu.Lock()
 	defer r.fmu.Unlock()
 	return map[string]any{
-		"replica_type":    string(r.typ),
+		"replica_type":    string(r.classType()),
+		"replica_sealed":  r.sealed != nil,
 		"replica_visible": r.visibleSeq,
 		"replica_held":    r.last,
 		"replica_pending": r.npending.Load(),
 	}, nil
+}
+
+// classType is the class's convergent type (the plan's type parameter),
+// whichever the mode.
+func (r *Replication) classType() crdt.Type {
+	if r.sealed != nil {
+		return r.sealed.typ
+	}
+	return r.typ
+}
+
+// openWaiting shows the sealed updates that open now that the keys
+// changed.
+func (r *Replication) openWaiting() {
+	if e, ok := r.sealed.retry(); ok {
+		r.appendFeed(e.data, e.delta)
+		// No own update is pending behind them, or they are shown with
+		// the next settle.
+	}
+}
+
+// Readable is nil when this node can read the class: always in the
+// plain mode; in the sealed mode, on a node given the group's keys. A
+// channel refuses sessions on a node that holds only ciphertext.
+func (r *Replication) Readable() error {
+	if r.sealed != nil && !r.sealed.sealer.CanOpen() {
+		return fmt.Errorf("%s: node %s holds only ciphertext of class %s: %w", Name, r.env.Node.ID, r.env.Class, protocols.ErrNoKey)
+	}
+	return nil
 }
 
 var (
