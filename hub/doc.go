@@ -40,6 +40,10 @@
 //     Authorize admits exactly the members, with the keys the hub knows
 //     for them, so a removed member is refused within a round.
 //
+//  8. Keys (keys.go) hands each trusted member the group's epoch keys,
+//     wrapped for it alone (the hub stores only wrapped keys); a new
+//     epoch, hence a new key, follows every removal.
+//
 // The OPA-backed Authorizer is PolicyAuthorizer (policy.go). Not yet:
 // process checkpoints and fork tickets in the hub.
 package hub

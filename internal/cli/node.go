@@ -239,11 +239,15 @@ func runNode(ctx context.Context, o nodeOptions, out, errOut io.Writer) error {
 		faulty = faultnet.Wrap(tn, uint64(time.Now().UnixNano()))
 		nw = faulty
 	}
-	n, err := node.Start(ctx, node.Config{
+	ncfg := node.Config{
 		Plan: p, Group: p.Group, GroupSecret: secret, NodeClass: nodeClass,
 		DataDir: o.data, Network: nw, Listen: o.listen, Join: o.join,
 		Classes: classes, Logger: logger,
-	})
+	}
+	if nh != nil {
+		ncfg.Keys = nh.keys
+	}
+	n, err := node.Start(ctx, ncfg)
 	if err != nil {
 		return &exitError{ExitFailure, err}
 	}

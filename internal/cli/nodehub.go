@@ -24,6 +24,7 @@ type nodeHub struct {
 	ep     network.Endpoint
 	client *hub.Client
 	watch  *hub.GroupWatch
+	keys   *hub.Keys // the group's epoch keys, for e2e-encryption
 	reg    hub.RegisterArgs
 	group  string
 }
@@ -61,6 +62,12 @@ func joinHub(ctx context.Context, ident *identity.Identity, addrs []string, grou
 		h.close()
 		return nil, &exitError{ExitFailure, err}
 	}
+	kc := hub.DefaultKeysConfig()
+	kc.Client, kc.Group, kc.Logger = h.client, group, logger
+	if h.keys, err = hub.StartKeys(kc); err != nil {
+		h.close()
+		return nil, &exitError{ExitFailure, err}
+	}
 	return h, nil
 }
 
@@ -77,6 +84,9 @@ func (h *nodeHub) registerAddr(ctx context.Context, addr string) error {
 }
 
 func (h *nodeHub) close() {
+	if h.keys != nil {
+		h.keys.Close()
+	}
 	if h.watch != nil {
 		h.watch.Close()
 	}

@@ -45,6 +45,9 @@ type embeddedHub struct {
 	hubEps  []network.Endpoint
 	clients []*hub.Client
 	watches []*hub.GroupWatch
+	// keys[i] is node i's view of the group's epoch keys (e2e-encryption
+	// seals with them; a node the policy does not trust gets none).
+	keys []*hub.Keys
 }
 
 func (h *embeddedHub) addrs() []string {
@@ -221,6 +224,13 @@ func (c *Cluster) enroll(ctx context.Context) error {
 			return fmt.Errorf("localcluster: node %d: %w", i+1, err)
 		}
 		h.watches = append(h.watches, w)
+		kc := hub.DefaultKeysConfig()
+		kc.Client, kc.Group, kc.Logger = h.clients[i], group, c.cfg.Logger
+		k, err := hub.StartKeys(kc)
+		if err != nil {
+			return fmt.Errorf("localcluster: node %d: %w", i+1, err)
+		}
+		h.keys = append(h.keys, k)
 	}
 	return nil
 }
@@ -249,6 +259,9 @@ func (c *Cluster) registration(i int, addr string) hub.RegisterArgs {
 }
 
 func (h *embeddedHub) close() {
+	for _, k := range h.keys {
+		k.Close()
+	}
 	for _, w := range h.watches {
 		w.Close()
 	}

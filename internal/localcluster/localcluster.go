@@ -148,11 +148,15 @@ func (c *Cluster) start(ctx context.Context, i int, join []string) error {
 	if err != nil {
 		return err
 	}
-	n, err := node.Start(ctx, node.Config{
+	ncfg := node.Config{
 		Plan: c.cfg.Plan, Group: c.cfg.Group, GroupSecret: c.cfg.GroupSecret, NodeClass: c.cfg.NodeClasses[i],
 		DataDir: NodeDir(c.cfg.DataDir, i), Network: nw, Listen: "127.0.0.1:0", Join: join,
 		Classes: c.cfg.Classes, Registry: c.cfg.Registry, Logger: c.cfg.Logger,
-	})
+	}
+	if c.hub != nil {
+		ncfg.Keys = c.hub.keys[i]
+	}
+	n, err := node.Start(ctx, ncfg)
 	if err != nil {
 		return err
 	}
