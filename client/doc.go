@@ -30,7 +30,10 @@
 //
 // Run drives the usual application, a Replica: it restores from
 // Initialize, applies updates checking that they are contiguous, and
-// answers checkpoint requests.
+// answers checkpoint requests. Convergent is the same for a class served
+// by the convergent channel: a view of the class's CRDT state, merged
+// from Initialize and each update's delta, and Reconnect is the
+// reconnecting loop both need.
 //
 // Over HTTP a broken event stream ends the Channel (and its session on
 // the node): events in flight may be lost, so the stream could not go on

@@ -10,12 +10,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"sync"
 	"time"
 
+	"github.com/rime-dev/rime/client"
 	"github.com/rime-dev/rime/protocols"
 )
 
@@ -58,31 +58,11 @@ func NewEditor(name string, ch protocols.Channel) *Editor {
 // ctx ends. A disconnected session (an edit the channel could not accept)
 // is reconnected: the editor starts again from the channel's checkpoint.
 func (e *Editor) Run(ctx context.Context, every time.Duration) error {
-	return reconnecting(ctx, func(ctx context.Context) error { return e.session(ctx, every) }, func() {
+	return client.Reconnect(ctx, func(ctx context.Context) error { return e.session(ctx, every) }, func() {
 		e.mu.Lock()
 		e.reconnect++
 		e.mu.Unlock()
 	})
-}
-
-// reconnecting runs session until ctx ends or the channel closes, again
-// after each disconnection (calling again first), a moment later.
-func reconnecting(ctx context.Context, session func(context.Context) error, again func()) error {
-	for ctx.Err() == nil {
-		err := session(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		again()
-		if errors.Is(err, protocols.ErrClosed) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	return nil
 }
 
 func (e *Editor) session(ctx context.Context, every time.Duration) error {
@@ -206,10 +186,10 @@ func Run(ctx context.Context, nodes []Node, every time.Duration, out io.Writer) 
 		wg.Go(func() { e.Run(ctx, every) })
 		p := &Presence{Name: e.Name, Editor: e}
 		if ch, err := n.Channel(CursorsClass); err == nil {
-			p.Cursors = NewReplica(ch)
+			p.Cursors = client.NewConvergent(ch)
 		}
 		if ch, err := n.Channel(CommentsClass); err == nil {
-			p.Comments = NewReplica(ch)
+			p.Comments = client.NewConvergent(ch)
 		}
 		if p.Cursors != nil || p.Comments != nil {
 			presences = append(presences, p)
@@ -240,10 +220,10 @@ func presenceLine(ps []*Presence) string {
 	var cursors, comments []int
 	for _, p := range ps {
 		if p.Cursors != nil {
-			cursors = append(cursors, len(p.Cursors.Cursors()))
+			cursors = append(cursors, len(Cursors(p.Cursors)))
 		}
 		if p.Comments != nil {
-			comments = append(comments, p.Comments.Comments())
+			comments = append(comments, Comments(p.Comments))
 		}
 	}
 	return fmt.Sprintf("; cursors seen per editor %v; comments seen per editor %v", cursors, comments)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rime-dev/rime/client"
 	"github.com/rime-dev/rime/crdt"
 	"github.com/rime-dev/rime/engine"
 	"github.com/rime-dev/rime/internal/localcluster"
@@ -41,14 +42,14 @@ func TestPresenceConverges(t *testing.T) {
 	if err := cl.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	var cursors, comments []*Replica
+	var cursors, comments []*client.Convergent
 	for _, n := range cl.Nodes() {
-		for class, rs := range map[string]*[]*Replica{CursorsClass: &cursors, CommentsClass: &comments} {
+		for class, rs := range map[string]*[]*client.Convergent{CursorsClass: &cursors, CommentsClass: &comments} {
 			ch, err := n.Channel(class)
 			if err != nil {
 				t.Fatal(err)
 			}
-			r := NewReplica(ch)
+			r := client.NewConvergent(ch)
 			*rs = append(*rs, r)
 			changed := r.Changed()
 			go r.Run(ctx)
@@ -72,7 +73,7 @@ func TestPresenceConverges(t *testing.T) {
 			}
 		}
 	}
-	converged := func(rs []*Replica, ok func(*Replica) bool) {
+	converged := func(rs []*client.Convergent, ok func(*client.Convergent) bool) {
 		t.Helper()
 		for {
 			var waits []<-chan struct{}
@@ -93,15 +94,15 @@ func TestPresenceConverges(t *testing.T) {
 			case <-ctx.Done():
 				var got []any
 				for _, r := range rs {
-					got = append(got, r.Cursors(), r.Comments())
+					got = append(got, Cursors(r), Comments(r))
 				}
 				t.Fatalf("replicas did not converge: %v", got)
 			}
 		}
 	}
-	converged(cursors, func(r *Replica) bool {
-		c := r.Cursors()
+	converged(cursors, func(r *client.Convergent) bool {
+		c := Cursors(r)
 		return len(c) == 3 && c["editor-1"] == each && c["editor-2"] == each && c["editor-3"] == each
 	})
-	converged(comments, func(r *Replica) bool { return r.Comments() == 3*each })
+	converged(comments, func(r *client.Convergent) bool { return Comments(r) == 3*each })
 }
