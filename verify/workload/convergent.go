@@ -322,6 +322,9 @@ func (r *Recorder) convergentOp(ctx context.Context, id int, node string, s prot
 	key := r.class
 	cs.mu.Lock()
 	init := cs.init
+	// The read takes effect here, under the lock deliveries are recorded
+	// under: a delivery recorded later is not in it.
+	viewAt := r.Now()
 	view := Project(r.class, cs.st)
 	text := ""
 	if t, ok := cs.st.(*crdt.Text); ok {
@@ -335,8 +338,7 @@ func (r *Recorder) convergentOp(ctx context.Context, id int, node string, s prot
 		if !init {
 			return true // nothing to read yet: the checkpoint has not come
 		}
-		now := r.Now()
-		r.add(check.Op{Client: id, Node: node, Kind: check.Read, Key: key, Values: view[key], Call: now, Return: now, Outcome: check.OK})
+		r.add(check.Op{Client: id, Node: node, Kind: check.Read, Key: key, Values: view[key], Call: viewAt, Return: viewAt, Outcome: check.OK})
 		return true
 	}
 	var (
