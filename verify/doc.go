@@ -9,7 +9,10 @@
 //     latency, churn) and seeded, reproducible schedules of them;
 //  2. sim/: a plan's nodes in this process on memnet, as a nemesis
 //     target; workload/: clients that drive a class's channels as
-//     applications do and record what they saw as a check.History;
+//     applications do and record what they saw as a check.History: a
+//     total order's (checkpointed channel) or an available class's
+//     (convergent channel, every CRDT type; see convergent.go here for
+//     how its run differs: k nodes lost for good for durability k);
 //  3. check/: pure history checkers, one per promise (linearizable,
 //     sequential, causal, convergence, durability, availability), each
 //     returning a check.Result that names the operations of every

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rime-dev/rime/crdt"
 	"github.com/rime-dev/rime/engine"
 	"github.com/rime-dev/rime/node"
 	"github.com/rime-dev/rime/protocols"
@@ -63,6 +64,9 @@ type Config struct {
 	Registry *protocols.Registry
 	// Progress, if set, is told what is happening.
 	Progress func(format string, args ...any)
+	// Convergent shapes a convergent class's clients; its zero value
+	// means workload.DefaultConvergentConfig of the class's type.
+	Convergent workload.ConvergentConfig
 }
 
 // ClassReport is what rime verify prints per class (its JSON contract).
@@ -78,6 +82,8 @@ type ClassReport struct {
 	// Unknown lists checks that could not decide on some schedule (a
 	// checker timeout): not a pass.
 	Unknown []string `json:"unknown,omitempty"`
+	// Notes are what passing checks said they did not check (once each).
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Violation is one broken promise on one schedule.
@@ -128,11 +134,11 @@ func ChecksFor(g engine.DataGuarantees) []string {
 	return out
 }
 
-// Supported says whether verify can drive class's stack yet, and if not
-// why: its workload reads a total order (Seqs shared by every session),
-// which only linearizable and sequential classes' channels give; the
-// convergent channel numbers updates per node and carries CRDT deltas,
-// for which a workload is not written yet.
+// Supported says whether verify can drive class's stack, and if not
+// why. Two workloads exist: one reads a total order (Seqs shared by every
+// session), which linearizable and sequential classes' channels give;
+// the other drives the convergent channel (per-node Seqs, CRDT deltas)
+// of available classes, for every convergent type.
 func Supported(p *engine.Plan, class string) error {
 	cp, ok := classPlan(p, class)
 	if !ok {
@@ -142,8 +148,14 @@ func Supported(p *engine.Plan, class string) error {
 	if err != nil {
 		return err
 	}
+	if t := ConvergentType(cp); t != "" {
+		if !slices.Contains(crdt.Types, t) {
+			return fmt.Errorf("class %s: its replica's type %q is not a convergent type", class, t)
+		}
+		return nil
+	}
 	if g.Consistency != "linearizable" && g.Consistency != "sequential" && g.Consistency != "strict-serializable" {
-		return fmt.Errorf("class %s (%s): verify's workload drives total-order channels only so far; the convergent channel's workload is not written yet", class, g.Consistency)
+		return fmt.Errorf("class %s (%s): its channel is neither a total order nor the convergent channel, and verify has a workload for those two only", class, g.Consistency)
 	}
 	return nil
 }
@@ -193,11 +205,17 @@ func Run(ctx context.Context, cfg Config) (*ClassReport, error) {
 			return nil, err
 		}
 	}
+	// A violating schedule's history goes there; a report must not name
+	// a file that was never written.
+	if err := os.MkdirAll(cfg.OutDir, 0o755); err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
 	n := cfg.Nodes
 	if n == 0 {
 		n = replicaCount(cp)
 	}
 	faults := nemesis.Admitted(cfg.App.Env)
+	ctype := ConvergentType(cp)
 	lim := nemesis.Limits{MaxDown: (n - 1) / 2, MaxLostDisks: int(g.Durability)}
 	if g.Available == "always" {
 		lim.MaxDown = n - 1
@@ -211,13 +229,21 @@ func Run(ctx context.Context, cfg Config) (*ClassReport, error) {
 		seed := cfg.Seed + uint64(k)
 		sched := nemesis.Generate(faults, n, cfg.Duration, seed, lim)
 		cfg.Progress("class %s: schedule %d/%d (seed %d, %d faults)", cfg.Class, k+1, cfg.Schedules, seed, len(sched.Events))
-		h, stream, err := runSchedule(ctx, cfg, cp, n, sched)
+		var (
+			h      check.History
+			stream check.Result
+		)
+		if ctype != "" {
+			h, stream, err = runConvergentSchedule(ctx, cfg, cp, ctype, int(g.Durability), n, sched)
+		} else {
+			h, stream, err = runSchedule(ctx, cfg, cp, n, sched)
+		}
 		if err != nil {
 			return rep, fmt.Errorf("verify: class %s, seed %d: %w", cfg.Class, seed, err)
 		}
 		rep.Schedules++
 		rep.Ops += len(h.Ops)
-		results, err := runChecks(checks, h, g, cfg.OutDir, fmt.Sprintf("%s-seed%d", cfg.Class, seed))
+		results, err := runChecks(checks, h, g, ctype, cfg.OutDir, fmt.Sprintf("%s-seed%d", cfg.Class, seed))
 		if err != nil {
 			return rep, fmt.Errorf("verify: class %s, seed %d: %w", cfg.Class, seed, err)
 		}
@@ -234,6 +260,9 @@ func (rep *ClassReport) record(cfg Config, h check.History, seed uint64, results
 	for _, r := range results {
 		if r.Unknown && !slices.Contains(rep.Unknown, r.Check) {
 			rep.Unknown = append(rep.Unknown, r.Check)
+		}
+		if note := r.Check + ": " + r.Note; r.OK && r.Note != "" && !slices.Contains(rep.Notes, note) && len(rep.Notes) < 20 {
+			rep.Notes = append(rep.Notes, note)
 		}
 		if !r.OK {
 			bad = append(bad, r)
@@ -547,10 +576,21 @@ func (f *faultLog) end() {
 	}
 }
 
-// runChecks runs the named checks on h, in order.
-func runChecks(names []string, h check.History, g engine.DataGuarantees, outDir, base string) ([]check.Result, error) {
+// runChecks runs the named checks on h, in order; ctype is a convergent
+// class's type ("" for a total order).
+func runChecks(names []string, h check.History, g engine.DataGuarantees, ctype crdt.Type, outDir, base string) ([]check.Result, error) {
 	var out []check.Result
 	for _, c := range names {
+		if ctype != "" {
+			r, ok, err := convergentCheck(c, h, ctype, g, filepath.Join(outDir, base))
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", c, err)
+			}
+			if ok {
+				out = append(out, r)
+				continue
+			}
+		}
 		r, err := runCheck(c, h, g, outDir, base)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", c, err)

@@ -37,17 +37,21 @@ func newVerify() *cobra.Command {
 		Short: "run each class's stack under the faults its environment admits and check its promises",
 		Long: `verify deploys each class of an app (planned with the protocols this build
 implements) on nodes in this process, over the in-process network, and runs
-a workload of unique writes and linearizable reads from two clients per node
-while a nemesis injects every fault the app's environment admits and no
-other: partitions when network.partitions is true (majority/minority,
+a workload from two clients per node: unique writes and linearizable reads
+for a total-order class; for an available class (the convergent channel),
+operations of its type with unique values (log appends, register and map
+writes, set adds and removes, counter increments, text inserts) and local
+reads, with each session's deliveries recorded. Meanwhile a nemesis injects
+every fault the app's environment admits and no other: partitions when network.partitions is true (majority/minority,
 isolated nodes, one-way cuts), crashes, restarts with the disk kept under
 crash-recovery and with it lost on volatile storage, message loss,
 duplication and reordering, WAN delay and jitter, and churn of
 intermittently connected nodes. Each schedule is drawn from a seed, so
 --seed S --schedules 1 replays one exactly.
 
-After each schedule the network heals, crashed nodes come back, and every
-replica's final state is read. Then each promise of the class's plan is
+After each schedule the network heals, crashed nodes come back (for an
+available class with durability k, k nodes are then lost for good), and
+every replica's final state is read. Then each promise of the class's plan is
 checked on the recorded history: its consistency model (linearizable with
 porcupine, sequential, causal), convergence of the replicas, durability of
 acknowledged writes, and availability on the sides of partitions that the

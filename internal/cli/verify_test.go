@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 )
@@ -43,6 +44,64 @@ func TestVerifyJSON(t *testing.T) {
 	if !*c.OK {
 		t.Fatalf("the consensus stack broke a promise: %+v", c.Violations)
 	}
+}
+
+// The available classes are verified too: cursors (an eventual map)
+// keeps its promises beside the document, in one short run.
+func TestVerifyAvailableClass(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs clusters under faults")
+	}
+	out, code := runMainCode(t, "verify", "../../examples/collabdoc", "--class", "document", "--class", "cursors", "--duration", "2s", "--seed", "2", "--format", "json", "--html", t.TempDir())
+	var got struct {
+		Classes []struct {
+			Name       string   `json:"name"`
+			Checked    []string `json:"checked"`
+			OK         bool     `json:"ok"`
+			Violations []any    `json:"violations"`
+		} `json:"classes"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if code != ExitOK || len(got.Classes) != 2 || got.Classes[1].Name != "cursors" {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	if c := got.Classes[1]; !c.OK || !strings.Contains(strings.Join(c.Checked, ","), "convergence") {
+		t.Fatalf("cursors: %+v", c)
+	}
+}
+
+// --check linearizable on an available class finds the violation under
+// partitions, and the report carries its seed and history (issue 6).
+func TestVerifyAvailableClassIsNotLinearizable(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a cluster under faults")
+	}
+	out, code := runMainCode(t, "verify", "../../examples/collabdoc", "--class", "cursors", "--check", "linearizable", "--duration", "2s", "--seed", "2", "--format", "json", "--html", t.TempDir())
+	var got struct {
+		Classes []struct {
+			OK         bool `json:"ok"`
+			Violations []struct {
+				Check, History, Explain string
+				Seed                    uint64
+			} `json:"violations"`
+		} `json:"classes"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	if code != ExitFailure || len(got.Classes) != 1 || got.Classes[0].OK || len(got.Classes[0].Violations) == 0 {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	v := got.Classes[0].Violations[0]
+	if v.Check != "linearizable" || v.Seed != 2 || v.History == "" {
+		t.Fatalf("violation %+v", v)
+	}
+	if _, err := os.Stat(v.History); err != nil {
+		t.Fatalf("history not written: %v", err)
+	}
+	t.Logf("caught: %s", v.Explain)
 }
 
 func TestVerifyBadInput(t *testing.T) {

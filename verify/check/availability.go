@@ -50,7 +50,9 @@ func (c AvailabilityConfig) Validate() error {
 // Availability checks that client operations invoked during a partition
 // succeeded wherever the promise says they must: on every side for
 // Always, on the majority side for Majority. An operation that failed or
-// never learned its outcome there breaks the promise; one on a node that
+// never learned its outcome there breaks the promise, unless its node
+// accepted it (Op.Accepted: an available class's replica took the update
+// on its own, to be acknowledged once the partition lets it); one on a node that
 // was down (h.Crashes) is exempt, and so is one whose Node is not
 // recorded (the Note counts them). Deliveries are not operations a
 // client waits for and are not checked.
@@ -108,7 +110,7 @@ func Availability(h History, cfg AvailabilityConfig) (Result, error) {
 		groups := map[string]*group{}
 		from := p.Start + int64(cfg.Grace)
 		for _, op := range h.Ops {
-			if !(op.isUpdate() || op.isRead()) || op.Call < from || p.End != 0 && op.Call >= p.End {
+			if !(op.isUpdate() || op.isRead() || op.Kind == Remove) || op.Call < from || p.End != 0 && op.Call >= p.End {
 				continue
 			}
 			if op.Node == "" {
@@ -130,7 +132,7 @@ func Availability(h History, cfg AvailabilityConfig) (Result, error) {
 				groups[key] = g
 			}
 			g.total++
-			if op.Outcome != OK {
+			if op.Outcome != OK && op.Accepted == 0 {
 				g.bad = append(g.bad, op)
 			}
 		}

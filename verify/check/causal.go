@@ -20,14 +20,27 @@ import (
 //     one of its causes in the same key (a read shows the whole log, so
 //     the cause must be in it, earlier);
 //  2. a read returns everything in its client's causal past in that key
-//     (its own acknowledged updates, what it saw before, their causes);
-//     a delivery stream is asynchronous and is not held to this;
+//     (its own acknowledged updates, what it saw before, their causes),
+//     except values some Remove may have taken out; a delivery stream
+//     is asynchronous and is not held to this;
 //  3. causality has no cycles.
 //
 // An update whose outcome is unknown counts only if some read or
 // delivery saw it, and its client's later updates do not depend on it
 // (it may have taken effect after them). Failed updates never happened.
-func Causal(h History) (Result, error) {
+func Causal(h History) (Result, error) { return CausalWith(h, CausalConfig{}) }
+
+// CausalConfig configures CausalWith.
+type CausalConfig struct {
+	// UnorderedReads: reads list values in an order that is not the
+	// order of their effects (a set's members sorted, a text's inserts
+	// by position), so reads are held to rule 2 only; delivery streams
+	// are still held to rule 1.
+	UnorderedReads bool
+}
+
+// CausalWith is Causal with a configuration.
+func CausalWith(h History, cfg CausalConfig) (Result, error) {
 	if err := h.Validate(); err != nil {
 		return Result{}, fmt.Errorf("check: causal: %w", err)
 	}
@@ -35,7 +48,7 @@ func Causal(h History) (Result, error) {
 	var c collector
 	g.readValues(&c)
 	g.close(&c)
-	g.checkViews(&c)
+	g.checkViews(&c, cfg.UnorderedReads)
 	g.checkPast(&c)
 	return c.result(CheckCausal), nil
 }
@@ -84,6 +97,9 @@ type causalGraph struct {
 	// clients' operations in program order (by call), and views.
 	clients map[int][]Op
 	streams map[string][]Op
+	// removed are writes a Remove that did not fail names: a read need
+	// not include them (set removes are not ordered against reads here).
+	removed bitset
 }
 
 func newCausalGraph(ops []Op) *causalGraph {
@@ -106,6 +122,12 @@ func newCausalGraph(ops []Op) *causalGraph {
 		}
 	}
 	n := len(g.writes)
+	g.removed = newBitset(n)
+	for _, op := range ops {
+		if i, ok := g.index[op.Value]; ok && op.Kind == Remove && op.Outcome != Fail {
+			g.removed.set(i)
+		}
+	}
 	for i, w := range g.writes {
 		if g.keys[w.Key] == nil {
 			g.keys[w.Key] = newBitset(n)
@@ -289,10 +311,10 @@ func (g *causalGraph) close(c *collector) {
 }
 
 // checkViews holds every read and delivery stream to rule 1.
-func (g *causalGraph) checkViews(c *collector) {
+func (g *causalGraph) checkViews(c *collector, unorderedReads bool) {
 	var views []Op
 	for _, op := range g.ops {
-		if op.isRead() && op.Outcome == OK {
+		if op.isRead() && op.Outcome == OK && !unorderedReads {
 			views = append(views, op)
 		}
 	}
@@ -390,7 +412,6 @@ func (g *causalGraph) path(i, j int) []int {
 
 // checkPast holds every read to rule 2.
 func (g *causalGraph) checkPast(c *collector) {
-	n := len(g.writes)
 	var clients []int
 	for id := range g.clients {
 		clients = append(clients, id)
@@ -404,7 +425,7 @@ func (g *causalGraph) checkPast(c *collector) {
 			}
 			past := obs.clone()
 			obs.each(func(i int) { past.or(g.closure[i]) })
-			have := newBitset(n)
+			have := g.removed.clone()
 			for _, v := range r.Values {
 				if i, ok := g.index[v]; ok {
 					have.set(i)

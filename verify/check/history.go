@@ -28,6 +28,12 @@ const (
 	// stream of updates. A session's deliveries, in order of Call, are its
 	// stream.
 	Delivered Kind = "delivered"
+	// Remove takes Value, written by an Append of the same key, out of
+	// a set (an observed-remove set's remove: the client had seen the
+	// value). Values are written once, so a remove is not unique and
+	// writes nothing; the checkers that judge states (durability,
+	// causal inclusion) account for it.
+	Remove Kind = "remove"
 )
 
 // Outcome is what the client learned about an operation, as in Jepsen.
@@ -70,6 +76,13 @@ type Op struct {
 	Call    int64   `json:"call"`
 	Return  int64   `json:"return"`
 	Outcome Outcome `json:"outcome"`
+	// Accepted is when the client's node took an update on its own,
+	// before it was acknowledged (an available class's replica: on the
+	// device's disk, queued for the others); 0 if it never did or the
+	// stack has no such step. Availability counts an accepted update as
+	// served: "always" promises that every live node keeps taking
+	// writes, not that a partition lets them be acknowledged elsewhere.
+	Accepted int64 `json:"accepted,omitempty"`
 }
 
 // Replica is the final state of one replica after the network healed and
@@ -173,7 +186,7 @@ func (h History) Validate() error {
 	written := map[string]int{}
 	for i, op := range h.Ops {
 		switch op.Kind {
-		case Write, Append, Read, SyncRead, Delivered:
+		case Write, Append, Read, SyncRead, Delivered, Remove:
 		default:
 			bad(i, "unknown kind %q", op.Kind)
 		}
@@ -191,7 +204,10 @@ func (h History) Validate() error {
 		case op.Outcome != Info && op.Return < op.Call:
 			bad(i, "returns at %d, before its call at %d", op.Return, op.Call)
 		}
-		if op.isUpdate() || op.Kind == Delivered {
+		if op.Accepted != 0 && (!op.isUpdate() && op.Kind != Remove || op.Accepted < op.Call) {
+			bad(i, "accepted at %d: only an update is accepted, after its call at %d", op.Accepted, op.Call)
+		}
+		if op.isUpdate() || op.Kind == Delivered || op.Kind == Remove {
 			if op.Value == "" {
 				bad(i, "%s without a value", op.Kind)
 			}
@@ -216,6 +232,13 @@ func (h History) Validate() error {
 		}
 	}
 	for i, op := range h.Ops {
+		if op.Kind == Remove {
+			if j, ok := written[op.Value]; !ok {
+				bad(i, "removes %q, which no op wrote", op.Value)
+			} else if h.Ops[j].Key != op.Key {
+				bad(i, "removes %q from key %q, but it was written to key %q", op.Value, op.Key, h.Ops[j].Key)
+			}
+		}
 		for _, d := range op.Deps {
 			if _, ok := written[d]; !ok {
 				bad(i, "dep %q is written by no op", d)

@@ -2,7 +2,9 @@
 // records what they saw as a check.History: clients connect to a node's
 // channel (reconnecting when a session ends), submit unique updates and
 // make linearizable reads (Sync, then the stream up to the Seq it
-// returned), each with its call and return times.
+// returned), each with its call and return times. Classes whose channel
+// is convergent (available classes over a CRDT replica) have their own
+// clients, ConvergentClient: see convergent.go.
 //
 // Every client keeps the application state the channel contract asks
 // for (the log it applied, answered as checkpoints), and the recorder
@@ -31,6 +33,7 @@ type Recorder struct {
 	mu         sync.Mutex
 	ops        []check.Op
 	bySeq      map[uint64]string
+	byProxy    map[string]string // "proxy#seq" -> the delta's hash (convergent)
 	violations []string
 	acked      []string
 	refused    int
