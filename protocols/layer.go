@@ -103,6 +103,16 @@ type Broadcast interface {
 	Deliveries() <-chan Delivery
 }
 
+// Numbered is implemented by broadcasts that number each sender's
+// messages (Delivery.Seq > 0). BroadcastNumbered is Broadcast that also
+// returns the message's From and Seq as Deliveries will name them, so
+// that a layer above which tells others what it has delivered (the
+// broadcast vector crdt-replication sends with a state) can count its own
+// message at once, not only when it comes back through Deliveries.
+type Numbered interface {
+	BroadcastNumbered(ctx context.Context, payload []byte) (from string, seq uint64, err error)
+}
+
 // CatchUp is implemented by broadcasts that hold a message back until
 // its causes are delivered (causal broadcast). A layer above that
 // repairs its state by its own anti-entropy (crdt-replication) uses it
@@ -161,8 +171,9 @@ type Follower interface {
 
 // Replica ("replica", "local-replica") is a node's own replica of a
 // class's convergent state (crdt-replication), as a channel uses it.
-// Updates are numbered on each node: Entry.Seq 1, 2, 3, ... in the order
-// they became visible there (a causal order when the replica is causal),
+// Updates are numbered on each node: Entry.Seq b+1, b+2, b+3, ... in
+// the order they became visible there, where the base b grows at each
+// start of the replica, so that no Seq is reused after a restart (a causal order when the replica is causal),
 // and an Entry's Data is a delta in package crdt's encoding. Follow and
 // Follower are as for Log, without compaction through the log: Snapshot
 // is the replica's own visible state.

@@ -246,13 +246,20 @@ func (b *Broadcast) Deliveries() <-chan protocols.Delivery { return b.deliveries
 
 // Broadcast delivers payload locally and pushes it to Fanout members.
 func (b *Broadcast) Broadcast(ctx context.Context, payload []byte) error {
+	_, _, err := b.BroadcastNumbered(ctx, payload)
+	return err
+}
+
+// BroadcastNumbered is Broadcast, returning the message's From and Seq
+// (protocols.Numbered).
+func (b *Broadcast) BroadcastNumbered(ctx context.Context, payload []byte) (string, uint64, error) {
 	select {
 	case <-b.stop:
-		return fmt.Errorf("%s: class %s: %w", Name, b.env.Class, protocols.ErrClosed)
+		return "", 0, fmt.Errorf("%s: class %s: %w", Name, b.env.Class, protocols.ErrClosed)
 	default:
 	}
 	if len(payload) > causal.MaxPayload {
-		return fmt.Errorf("%s: payload of %d bytes, the limit is %d", Name, len(payload), causal.MaxPayload)
+		return "", 0, fmt.Errorf("%s: payload of %d bytes, the limit is %d", Name, len(payload), causal.MaxPayload)
 	}
 	b.mu.Lock()
 	rd := b.core.Broadcast(payload)
@@ -260,7 +267,13 @@ func (b *Broadcast) Broadcast(ctx context.Context, payload []byte) error {
 	b.mu.Unlock()
 	b.enqueue(rd.Deliver)
 	b.push(ctx, rd.Send, "")
-	return nil
+	var from string
+	var seq uint64
+	if len(rd.Send) > 0 {
+		id := rd.Send[len(rd.Send)-1].ID
+		from, seq = id.Replica, id.Seq
+	}
+	return from, seq, nil
 }
 
 // push sends msgs to Fanout random alive members other than except.

@@ -48,10 +48,21 @@
 // broadcast's causal order, and anti-entropy answers, being differences
 // of causally closed states, keep each replica causally closed; local
 // operations apply on top of everything merged. The visible stream is
-// therefore causal. Known gap: an update persisted by a node that then
-// crashes before broadcasting it reaches the others by anti-entropy
-// only, and its order relative to updates made by nodes that saw it
-// only that way is not enforced.
+// therefore causal. Two rules keep the broadcast's own order in step
+// with merges made outside it:
+//
+//   - every state sent to a peer (an answer, or a placement push, which
+//     in causal mode is computed from what the peer acknowledged, one at
+//     a time per peer) carries the broadcast vector of the sender's
+//     state, and the receiver counts those messages as delivered
+//     (CatchUp), so its later broadcasts name them as causes;
+//   - those states are computed after the batch's own broadcasts, whose
+//     numbers (protocols.Numbered) are counted in the vector at once.
+//
+// Known gap: an update persisted by a node that then crashes before
+// broadcasting it reaches the others by anti-entropy only, and its order
+// relative to updates made by nodes that saw it only that way is not
+// enforced.
 //
 // # Durability by placement
 //
@@ -75,7 +86,8 @@
 // # What a channel sees
 //
 // Merges and local updates are numbered on each node in the order they
-// happen (Entry.Seq 1, 2, ...). An update becomes visible (Snapshot,
+// happen (Entry.Seq base+1, base+2, ...; the base grows at each start,
+// kept in the store, so no Seq is reused after a restart). An update becomes visible (Snapshot,
 // Follow) once every update before it is visible and, if it is this
 // node's own, acknowledged; so a channel's stream is a prefix of the
 // merge order, causal when the replica is, and an own update's arrival

@@ -36,6 +36,31 @@ import (
 
 const snapshotKey = "replica"
 
+// startsKey counts the replica's starts: the feed numbers its updates
+// from starts<<32 on, so that a session after a restart never sees at a
+// Seq another update than a session before it did.
+const startsKey = "starts"
+
+// started counts one more start and returns the feed's base Seq.
+func (d *disk) started(ctx context.Context) (uint64, error) {
+	var n uint64
+	b, ver, err := d.store.Get(ctx, startsKey)
+	switch {
+	case errors.Is(err, protocols.ErrNotFound):
+	case err != nil:
+		return 0, err
+	case len(b) != 8:
+		return 0, fmt.Errorf("%s: %d bytes, want 8", startsKey, len(b))
+	default:
+		n = binary.BigEndian.Uint64(b)
+	}
+	n++
+	if _, err := d.store.Put(ctx, startsKey, binary.BigEndian.AppendUint64(nil, n), ver); err != nil {
+		return 0, err
+	}
+	return n << 32, nil
+}
+
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 type snapshot struct {

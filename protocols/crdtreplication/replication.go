@@ -127,6 +127,7 @@ type Replication struct {
 	first      uint64
 	last       uint64
 	visibleSeq uint64
+	base       uint64 // the feed's Seqs start after it (see load)
 	visible    crdt.State
 	changed    chan struct{}
 	closed     bool
@@ -157,7 +158,17 @@ type batch struct {
 	replies []chan error
 	own     [][]byte // own deltas to broadcast once persisted
 	pushNew bool
-	out     []outFrame
+	// asks are pulls to answer: answered in commit, once the batch's own
+	// updates are broadcast, so that the answer's broadcast vector covers
+	// every effect its delta carries.
+	asks []ask
+	out  []outFrame
+}
+
+type ask struct {
+	to    string
+	ctx   *vv.Dots
+	flags byte
 }
 
 type outFrame struct {
@@ -309,7 +320,17 @@ func (r *Replication) load(ctx context.Context) error {
 	} else {
 		r.visible = r.state.Clone()
 	}
-	r.first, r.last, r.visibleSeq = 1, 0, 0
+	// The feed's numbering starts past every Seq an earlier start used:
+	// from a start count kept in the store, or from the clock without one
+	// (a node cannot have made more than one update a nanosecond).
+	base := uint64(time.Now().UnixNano())
+	if r.disk != nil {
+		var err error
+		if base, err = r.disk.started(ctx); err != nil {
+			return err
+		}
+	}
+	r.base, r.first, r.last, r.visibleSeq = base, base+1, base, base
 	r.changed = make(chan struct{})
 	return nil
 }
@@ -573,7 +594,7 @@ func (r *Replication) handle(from string, f frame) {
 	r.heard(from, f.ctx)
 	switch f.kind {
 	case kindPull:
-		r.reply(from, f.ctx, fReply)
+		r.b.asks = append(r.b.asks, ask{to: from, ctx: f.ctx, flags: fReply})
 	case kindState:
 		if f.flags&fReply != 0 {
 			r.pullAt = time.Time{}
@@ -581,10 +602,11 @@ func (r *Replication) handle(from string, f frame) {
 		if len(f.delta) > 0 && !r.mergeBytes(f.delta, from) {
 			return
 		}
-		if f.flags&fReply != 0 {
-			// The answer to a pull holds everything the peer had that this
-			// replica lacked when it asked: the replica now holds the effects
-			// of every broadcast message the peer's did.
+		if len(f.bvec) > 0 {
+			// The answer to a pull (and a causal replica's push) holds
+			// everything the peer had beyond what this replica holds (or
+			// acknowledged): the replica now holds the effects of every
+			// broadcast message the peer's did.
 			r.bvec.Merge(f.bvec)
 			r.b.bvec.Merge(f.bvec)
 			if r.catch != nil {
@@ -597,7 +619,8 @@ func (r *Replication) handle(from string, f frame) {
 	}
 }
 
-// reply sends the peer what it lacks given its context.
+// reply sends the peer what it lacks given its context, with the
+// broadcast vector of this replica's state.
 func (r *Replication) reply(to string, ctx *vv.Dots, flags byte) {
 	var data []byte
 	if d := r.state.DeltaSince(ctx); !d.Context().IsEmpty() {
@@ -641,7 +664,7 @@ func (r *Replication) resend() {
 		r.sent[addr] = a.Clone()
 	}
 	r.pending[0].at = time.Now()
-	r.push()
+	r.b.pushNew = true
 }
 
 // push sends the pending updates to the placement targets that lack the
@@ -668,7 +691,24 @@ func (r *Replication) push() {
 			r.b.out = append(r.b.out, outFrame{to: m.Addr, f: frame{kind: kindPull}})
 			continue
 		}
-		d := r.state.DeltaSince(s)
+		base, bvec := s, vv.VV{}
+		if r.causal {
+			// A causal replica must merge only causally closed
+			// differences: what this (closed) replica holds beyond what
+			// the target is known to keep (acked, never more than it
+			// has) is one; beyond what was merely sent is not, if a push
+			// was lost or overtaken. So one push at a time per target,
+			// from what it acknowledged; the next waits for its ack, or
+			// for resend after AckInterval. It carries the broadcast
+			// vector, as an answer to a pull does, so that the target's
+			// later broadcasts name these updates as their causes.
+			a := r.acked[m.Addr]
+			if a == nil || !s.Missing(a).IsEmpty() {
+				continue // a push is in flight
+			}
+			base, bvec = a, r.bvec.Clone()
+		}
+		d := r.state.DeltaSince(base)
 		if d.Context().IsEmpty() {
 			continue
 		}
@@ -677,8 +717,25 @@ func (r *Replication) push() {
 			continue
 		}
 		s.Merge(d.Context())
-		r.b.out = append(r.b.out, outFrame{to: m.Addr, f: frame{kind: kindState, flags: fAck, bvec: vv.VV{}, delta: data}})
+		r.b.out = append(r.b.out, outFrame{to: m.Addr, f: frame{kind: kindState, flags: fAck, bvec: bvec, delta: data}})
 	}
+}
+
+// broadcast sends an own delta. A broadcast that numbers its messages
+// tells at once which message it is, and the replica counts its effects
+// as held (they are: the update is applied and on disk); otherwise the
+// count waits for the message to come back through Deliveries.
+func (r *Replication) broadcast(ctx context.Context, payload []byte) error {
+	nb, ok := r.bc.(protocols.Numbered)
+	if !ok {
+		return r.bc.Broadcast(ctx, payload)
+	}
+	from, seq, err := nb.BroadcastNumbered(ctx, payload)
+	if err == nil && seq > r.bvec[from] {
+		r.bvec[from] = seq
+		r.b.bvec[from] = seq
+	}
+	return err
 }
 
 // holders counts the nodes known to keep every event of dots on disk,
@@ -707,18 +764,24 @@ func (r *Replication) commit() {
 	}
 	ctx := context.Background()
 	for _, data := range b.own {
-		if err := r.bc.Broadcast(ctx, encodePayload(data)); err != nil {
+		if err := r.broadcast(ctx, encodePayload(data)); err != nil {
 			r.lg.Warn("crdt-replication: broadcast", "err", err)
 		}
 	}
 	for _, c := range b.replies {
 		c <- nil
 	}
+	// States sent to peers are computed now, after the broadcasts: their
+	// deltas may hold this batch's own updates, and their broadcast
+	// vector must then name those updates' messages.
+	for _, a := range b.asks {
+		r.reply(a.to, a.ctx, a.flags)
+	}
 	if b.pushNew {
 		r.push()
-		b.out = append(b.out, r.b.out...)
-		r.b.out = nil
 	}
+	b.out = append(b.out, r.b.out...)
+	r.b.out = nil
 	if len(b.out) > 0 {
 		mine := r.state.Context().Clone()
 		for _, o := range b.out {
@@ -935,8 +998,8 @@ func (r *Replication) Report(context.Context) (map[string]any, error) {
 	return map[string]any{
 		"replica_type":    string(r.classType()),
 		"replica_sealed":  r.sealed != nil,
-		"replica_visible": r.visibleSeq,
-		"replica_held":    r.last,
+		"replica_visible": r.visibleSeq - r.base,
+		"replica_held":    r.last - r.base,
 		"replica_pending": r.npending.Load(),
 	}, nil
 }
