@@ -1,0 +1,215 @@
+package hubrelay_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"slices"
+	"testing"
+
+	"github.com/rime-dev/rime/network"
+	"github.com/rime-dev/rime/protocols/hubrelay"
+)
+
+// rotate is addrs starting at its i-th element: a client tries its hubs
+// in order, so members given different rotations attach to different
+// replicas and their frames cross between replicas.
+func rotate(addrs []string, i int) []string {
+	return append(slices.Clone(addrs[i:]), addrs[:i]...)
+}
+
+func recvPacket(ctx context.Context, t *testing.T, p network.Port) network.Packet {
+	t.Helper()
+	select {
+	case pk, ok := <-p.Packets():
+		if !ok {
+			t.Fatal("port closed")
+		}
+		return pk
+	case <-ctx.Done():
+		t.Fatalf("no datagram: %v", ctx.Err())
+	}
+	return network.Packet{}
+}
+
+// echo serves one stream on p: everything read is written back.
+func echo(p network.Port) {
+	c, err := p.Accept()
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	io.Copy(c, c)
+}
+
+// Two members behind NAT, attached to different replicas, exchange
+// datagrams and a stream through the relay, addressed by ID or by the
+// address the other's datagrams come from.
+func TestDatagramsAndStreams(t *testing.T) {
+	h := newTestHub(t, 3)
+	ctx := testCtx(t)
+	h.ready(ctx)
+	addrs := h.addrs()
+	alice := h.newMember(ctx, "alice", addrs)
+	bob := h.newMember(ctx, "bob", rotate(addrs, 1))
+	h.group(ctx, "team", alice, bob)
+	h.partition(alice, bob)
+	if _, err := alice.ep.Dial(ctx, bob.ep.Addr(), "x"); !errors.Is(err, network.ErrUnreachable) {
+		t.Fatalf("direct dial across the NATs: %v, want ErrUnreachable", err)
+	}
+
+	ta := h.transport(ctx, alice, "messages", alice.relayer)
+	tb := h.transport(ctx, bob, "messages", bob.relayer)
+	ea, eb := ta.Endpoint(), tb.Endpoint()
+	if ea.Addr() != alice.addr {
+		t.Fatalf("Addr %q, want %q", ea.Addr(), alice.addr)
+	}
+	pa, err := ea.Open("svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb, err := eb.Open("svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := eb.Open("svc"); !errors.Is(err, network.ErrServiceTaken) {
+		t.Fatalf("second Open: %v, want ErrServiceTaken", err)
+	}
+
+	if err := ea.Send(ctx, bob.id.ID(), "svc", []byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	pk := recvPacket(ctx, t, pb)
+	if pk.From != alice.addr || string(pk.Payload) != "ping" {
+		t.Fatalf("bob got %q from %s, want ping from %s", pk.Payload, pk.From, alice.addr)
+	}
+	if err := eb.Send(ctx, pk.From, "svc", []byte("pong")); err != nil {
+		t.Fatal(err)
+	}
+	if pk := recvPacket(ctx, t, pa); pk.From != bob.addr || string(pk.Payload) != "pong" {
+		t.Fatalf("alice got %q from %s, want pong from %s", pk.Payload, pk.From, bob.addr)
+	}
+	// To itself, without the trip.
+	if err := ea.Send(ctx, ea.Addr(), "svc", []byte("me")); err != nil {
+		t.Fatal(err)
+	}
+	if pk := recvPacket(ctx, t, pa); pk.From != alice.addr || string(pk.Payload) != "me" {
+		t.Fatalf("alice to herself: %q from %s", pk.Payload, pk.From)
+	}
+
+	go echo(pb)
+	c, err := ea.Dial(ctx, bob.addr, "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.RemoteAddr().String() != bob.addr || c.LocalAddr().String() != alice.addr {
+		t.Fatalf("stream addresses %s -> %s", c.LocalAddr(), c.RemoteAddr())
+	}
+	msg := bytes.Repeat([]byte("hello, bob "), 1000)
+	go c.Write(msg)
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(c, got); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("echo: %v (equal: %v)", err, bytes.Equal(got, msg))
+	}
+	c.Close()
+
+	if _, err := ea.Dial(ctx, bob.addr, "nobody"); !errors.Is(err, network.ErrRefused) {
+		t.Fatalf("dial to a service nobody opened: %v, want ErrRefused", err)
+	}
+	if st := ta.Stats(); !st.Attached || st.Attaches != 1 || st.DatagramsSent != 2 || st.PacketsSent == 0 {
+		t.Fatalf("alice's stats %+v", st)
+	}
+}
+
+// A node runs one transport per data class over one relayer: each class
+// gets its own datagrams and streams, even on a service of the same name.
+func TestClassesShareTheRelay(t *testing.T) {
+	h := newTestHub(t, 3)
+	ctx := testCtx(t)
+	h.ready(ctx)
+	addrs := h.addrs()
+	alice := h.newMember(ctx, "alice", addrs)
+	bob := h.newMember(ctx, "bob", rotate(addrs, 2))
+	h.group(ctx, "team", alice, bob)
+	h.partition(alice, bob)
+
+	classes := []string{"messages", "typing"}
+	var ports [2][2]network.Port // [class][alice, bob]
+	var eps [2][2]network.Endpoint
+	for i, class := range classes {
+		for j, m := range []*member{alice, bob} {
+			tr := h.transport(ctx, m, class, m.relayer)
+			eps[i][j] = tr.Endpoint()
+			p, err := eps[i][j].Open("svc")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ports[i][j] = p
+		}
+	}
+	for i, class := range classes {
+		if err := eps[i][0].Send(ctx, bob.addr, "svc", []byte(class)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, class := range classes {
+		if pk := recvPacket(ctx, t, ports[i][1]); string(pk.Payload) != class {
+			t.Fatalf("bob's %s transport got %q", class, pk.Payload)
+		}
+	}
+	// Streams too: each class's connection is its own.
+	for i := range classes {
+		go echo(ports[i][1])
+	}
+	for i, class := range classes {
+		c, err := eps[i][0].Dial(ctx, bob.addr, "svc")
+		if err != nil {
+			t.Fatalf("%s: %v", class, err)
+		}
+		c.Write([]byte(class))
+		got := make([]byte, len(class))
+		if _, err := io.ReadFull(c, got); err != nil || string(got) != class {
+			t.Fatalf("%s: echo %q %v", class, got, err)
+		}
+		c.Close()
+	}
+	// Nothing crossed over.
+	for i := range classes {
+		select {
+		case pk := <-ports[i][1].Packets():
+			t.Fatalf("%s: a stray datagram %q", classes[i], pk.Payload)
+		default:
+		}
+	}
+}
+
+func TestAddr(t *testing.T) {
+	const id = "nabcdefghijklmnop"
+	a, err := hubrelay.Addr(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, port, err := net.SplitHostPort(a)
+	if err != nil || port != "1" || net.ParseIP(host) == nil {
+		t.Fatalf("Addr(%s) = %q: not [ipv6]:1 (%v)", id, a, err)
+	}
+	for _, s := range []string{a, id, "[fd72:696d:6500:0:0:0:0:0]:1"} {
+		got, err := hubrelay.NodeID(s)
+		if err != nil {
+			t.Fatalf("NodeID(%q): %v", s, err)
+		}
+		if s != "[fd72:696d:6500:0:0:0:0:0]:1" && got != id {
+			t.Fatalf("NodeID(%q) = %q, want %q", s, got, id)
+		}
+	}
+	for _, bad := range []string{"", "n1", "nABCDEFGHIJKLMNOP", "10.0.0.1:7000", "[fd72:696d:6501::1]:1", "[" + a[1:len(a)-3] + "]:2", "[::ffff:10.0.0.1]:1"} {
+		if got, err := hubrelay.NodeID(bad); err == nil {
+			t.Errorf("NodeID(%q) = %q, want an error", bad, got)
+		}
+	}
+	if _, err := hubrelay.Addr("n1"); err == nil {
+		t.Error("Addr of a short ID: no error")
+	}
+}
