@@ -350,4 +350,3 @@ func (n *notifier) notify() {
 	n.ch = make(chan struct{})
 	n.mu.Unlock()
 }
-
