@@ -40,7 +40,9 @@ func TestConfigValidate(t *testing.T) {
 // what is wrong before anything dials.
 type relayerFunc func(context.Context, string) (protocols.RelayLink, error)
 
-func (f relayerFunc) Relay(ctx context.Context, g string) (protocols.RelayLink, error) { return f(ctx, g) }
+func (f relayerFunc) Relay(ctx context.Context, g string) (protocols.RelayLink, error) {
+	return f(ctx, g)
+}
 
 func TestProvisionAndValidate(t *testing.T) {
 	id, err := identity.Generate()
