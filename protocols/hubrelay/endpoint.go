@@ -179,9 +179,10 @@ func (e *endpoint) start(ctx context.Context) error {
 	}
 	e.ln = ln
 	attached := e.changes.Next()
-	e.wg.Add(2)
+	e.wg.Add(3)
 	go e.acceptConns()
 	go e.run()
+	go e.pc.sender()
 
 	ctx, cancel := context.WithTimeout(ctx, e.c.cfg.AttachTimeout)
 	defer cancel()
@@ -272,8 +273,14 @@ func (e *endpoint) receive(link protocols.RelayLink) error {
 		case kindDatagram:
 			e.deliver(from, body)
 		case kindQUIC:
-			e.stats.packetsIn.Add(1)
-			e.pc.deliver(from, body)
+			err := splitPackets(body, func(pkt []byte) {
+				e.stats.packetsIn.Add(1)
+				e.pc.deliver(from, pkt)
+			})
+			if err != nil {
+				e.stats.refused.Add(1)
+				e.log.Debug("hub-relay: malformed frame", "from", from, "err", err)
+			}
 		}
 	}
 }
@@ -302,11 +309,16 @@ func (e *endpoint) deliverLocal(from, service string, payload []byte) {
 	p := e.ports[service]
 	e.mu.Unlock()
 	src, err := Addr(from)
-	if p == nil || err != nil || !p.Deliver(network.Packet{From: src, Payload: payload}) {
+	if p == nil || err != nil {
 		e.stats.dropped.Add(1)
 		return
 	}
+	// Counted first, so that whoever reads the datagram sees it counted.
 	e.stats.received.Add(1)
+	if !p.Deliver(network.Packet{From: src, Payload: payload}) {
+		e.stats.received.Add(-1)
+		e.stats.dropped.Add(1)
+	}
 }
 
 // send puts one frame on the current link; without one it is dropped.

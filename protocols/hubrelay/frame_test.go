@@ -42,6 +42,28 @@ func TestFrameRoundTrip(t *testing.T) {
 	}
 }
 
+func TestBatch(t *testing.T) {
+	pkts := [][]byte{{1}, bytes.Repeat([]byte{2}, 1452), {3, 3}}
+	var b []byte
+	for _, p := range pkts {
+		b = appendPacket(b, p)
+	}
+	var got [][]byte
+	if err := splitPackets(b, func(p []byte) { got = append(got, p) }); err != nil || len(got) != 3 {
+		t.Fatalf("%d packets, %v", len(got), err)
+	}
+	for i := range pkts {
+		if !bytes.Equal(got[i], pkts[i]) {
+			t.Fatalf("packet %d: %x, want %x", i, got[i], pkts[i])
+		}
+	}
+	for _, bad := range [][]byte{nil, {0}, {0, 0}, {0, 5, 1}} {
+		if err := splitPackets(bad, func([]byte) {}); !errors.Is(err, errFrame) {
+			t.Errorf("splitPackets(%v): %v, want errFrame", bad, err)
+		}
+	}
+}
+
 func TestStreamHeader(t *testing.T) {
 	if s, err := readStreamHeader(bytes.NewReader([]byte{streamVersion, 3, 'a', 'b', 'c', 'x'})); err != nil || s != "abc" {
 		t.Fatalf("%q %v", s, err)
@@ -56,7 +78,7 @@ func TestStreamHeader(t *testing.T) {
 // FuzzDecodeFrame: no input panics the frame and datagram decoders, and
 // what decodes encodes back to the same bytes.
 func FuzzDecodeFrame(f *testing.F) {
-	f.Add(append(appendHeader(nil, kindQUIC, tag{}), 0xc0, 0, 0, 0, 1))
+	f.Add(appendPacket(appendPacket(appendHeader(nil, kindQUIC, tag{}), []byte{0xc0, 0, 0, 0, 1}), []byte{0x40, 7}))
 	plain, _ := appendPlain(nil, datagram{from: "nabcdefghijklmnop", to: "nqrstuvwxyz234567", service: "svc", payload: []byte("x")})
 	f.Add(append(appendHeader(nil, kindDatagram, tag{9}), plain...))
 	f.Add([]byte{})
@@ -67,6 +89,10 @@ func FuzzDecodeFrame(f *testing.F) {
 			if !bytes.Equal(re, b) {
 				t.Fatalf("re-encoded %x, read %x", re, b)
 			}
+		}
+		var batch []byte
+		if err := splitPackets(b, func(pkt []byte) { batch = appendPacket(batch, pkt) }); err == nil && !bytes.Equal(batch, b) {
+			t.Fatalf("re-batched %x, read %x", batch, b)
 		}
 		d, err := decodePlain(b)
 		if err != nil {
