@@ -257,4 +257,3 @@ func BenchmarkRelayReport(b *testing.B) {
 		fmt.Print(t.String())
 	}
 }
-
