@@ -36,7 +36,7 @@ import (
 
 const (
 	relayPings = 300
-	relayBytes = 8 << 20
+	relayBytes = 32 << 20
 	relayChunk = 64 << 10
 )
 

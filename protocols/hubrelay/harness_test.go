@@ -158,15 +158,21 @@ type member struct {
 // client tries (it attaches to the first that answers).
 func (h *testHub) newMember(ctx context.Context, name string, hubs []string) *member {
 	h.t.Helper()
+	id, err := identity.Generate()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return h.newMemberWith(ctx, name, hubs, id)
+}
+
+// newMemberWith is newMember with the node's key.
+func (h *testHub) newMemberWith(ctx context.Context, name string, hubs []string, id *identity.Identity) *member {
+	h.t.Helper()
 	h.mu.Lock()
 	h.nodes++
 	addr := fmt.Sprintf("10.2.0.%d:1", h.nodes)
 	h.mu.Unlock()
 	ep, err := h.net.Listen(addr)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	id, err := identity.Generate()
 	if err != nil {
 		h.t.Fatal(err)
 	}

@@ -23,10 +23,10 @@ import (
 type stackNode struct {
 	*member
 	tr *hubrelay.Transport
-	sw *swim.Swim
-	b  *eb.Broadcaster
+	sw protocols.Membership
+	b  protocols.Broadcast
 
-	// changed is closed at the next membership event or delivery.
+	// changes is told of every membership event and delivery.
 	changes *notifier
 	mu      sync.Mutex
 	got     map[string]bool // payloads delivered
@@ -57,17 +57,21 @@ func broadcastConfig() eb.Config {
 // stack starts m's layers over relayer, joining through joins.
 func (h *testHub) stack(ctx context.Context, m *member, relayer protocols.Relayer, joins ...string) *stackNode {
 	h.t.Helper()
-	n := &stackNode{member: m, changes: newNotifier(), got: map[string]bool{}}
-	n.tr = h.transport(ctx, m, "messages", relayer)
-	n.sw = swim.New(swimConfig())
-	env := h.env(m, "messages", relayer, n.tr)
+	tr := h.transport(ctx, m, "messages", relayer)
+	sw := swim.New(swimConfig())
+	env := h.env(m, "messages", relayer, tr)
 	env.Node.Join = joins
-	start(ctx, h.t, n.sw, env)
-	n.b = eb.New(broadcastConfig())
-	env = h.env(m, "messages", relayer, n.tr, n.sw)
+	start(ctx, h.t, sw, env)
+	b := eb.New(broadcastConfig())
+	env = h.env(m, "messages", relayer, tr, sw)
 	env.Params = map[string]any{"fanout": float64(2)}
-	start(ctx, h.t, n.b, env)
+	start(ctx, h.t, b, env)
+	return h.watch(&stackNode{member: m, tr: tr, sw: sw, b: b})
+}
 
+// watch follows n's membership events and deliveries until cleanup.
+func (h *testHub) watch(n *stackNode) *stackNode {
+	n.changes, n.got = newNotifier(), map[string]bool{}
 	events, cancel := n.sw.Subscribe()
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -95,7 +99,8 @@ func (h *testHub) stack(ctx context.Context, m *member, relayer protocols.Relaye
 			}
 		}
 	}()
-	// Runs before the layers' own cleanups (registered earlier).
+	// Runs before the layers are closed (their cleanups were registered
+	// earlier).
 	h.t.Cleanup(func() { close(done); cancel(); wg.Wait() })
 	return n
 }
