@@ -19,6 +19,12 @@ type Config struct {
 	// (the next replica is likely up), later ones at most ReattachMax
 	// apart, so a node cut off from every hub does not hammer them.
 	ReattachMin, ReattachMax time.Duration
+	// Heartbeat and HeartbeatTimeout find an attachment that went silent
+	// without breaking (a replica that lost power keeps its TCP
+	// connection open for minutes): when nothing came through the relay
+	// for Heartbeat, the node sends itself a frame through it; when
+	// nothing came for HeartbeatTimeout, it reattaches elsewhere.
+	Heartbeat, HeartbeatTimeout time.Duration
 	// HandshakeTimeout bounds a QUIC handshake (two relay round trips):
 	// Dial to a peer that does not answer fails after it.
 	HandshakeTimeout time.Duration
@@ -39,7 +45,9 @@ type Config struct {
 }
 
 // DefaultConfig suits a node behind NAT talking over the WAN: an attach
-// within 10 s or a clear failure; retries from 10 ms up to 2 s; a
+// within 10 s or a clear failure; retries from 10 ms up to 2 s; a silent
+// replica given up after 15 s, half of IdleTimeout, so streams survive
+// the move (heartbeats only when idle, every 5 s); a
 // handshake of up to 10 s (a mobile link through the hub); connections
 // that outlive 30 s of silence, which covers a replica failover, and
 // keepalives every 10 s.
@@ -48,6 +56,8 @@ func DefaultConfig() Config {
 		AttachTimeout:    10 * time.Second,
 		ReattachMin:      10 * time.Millisecond,
 		ReattachMax:      2 * time.Second,
+		Heartbeat:        5 * time.Second,
+		HeartbeatTimeout: 15 * time.Second,
 		HandshakeTimeout: 10 * time.Second,
 		IdleTimeout:      30 * time.Second,
 		KeepAlive:        10 * time.Second,
@@ -63,6 +73,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("hub-relay: config: AttachTimeout %v must be positive", c.AttachTimeout)
 	case c.ReattachMin <= 0 || c.ReattachMax < c.ReattachMin:
 		return fmt.Errorf("hub-relay: config: ReattachMin %v and ReattachMax %v: want 0 < min <= max", c.ReattachMin, c.ReattachMax)
+	case c.Heartbeat <= 0 || c.HeartbeatTimeout <= c.Heartbeat:
+		return fmt.Errorf("hub-relay: config: Heartbeat %v and HeartbeatTimeout %v: want 0 < Heartbeat < HeartbeatTimeout", c.Heartbeat, c.HeartbeatTimeout)
 	case c.HandshakeTimeout <= 0:
 		return fmt.Errorf("hub-relay: config: HandshakeTimeout %v must be positive", c.HandshakeTimeout)
 	case c.IdleTimeout <= 0:

@@ -46,7 +46,10 @@
 // to fails (or the session breaks), the link ends and the transport
 // attaches again through the same relayer, which starts at another
 // replica, backing off from Config.ReattachMin to ReattachMax while no
-// replica takes it. Frames in flight are lost: datagrams are simply
+// replica takes it. A replica that vanishes without closing the
+// connection is found by a heartbeat: when nothing came through the
+// relay for Config.Heartbeat, the node sends itself a frame through it,
+// and after HeartbeatTimeout of silence it leaves the attachment. Frames in flight are lost: datagrams are simply
 // gone, and QUIC retransmits stream data, so streams ride out a failover
 // shorter than Config.IdleTimeout; longer, their reads and writes fail
 // with an error (memberlist and the other users of streams retry). A

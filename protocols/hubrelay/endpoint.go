@@ -253,13 +253,27 @@ func (e *endpoint) detached(err error) {
 	e.changes.Notify()
 }
 
-// receive dispatches the link's frames until it ends.
+// errSilent: the attachment carried nothing, not even this node's
+// heartbeat to itself, for HeartbeatTimeout.
+var errSilent = errors.New("hub-relay: the attachment went silent")
+
+// receive dispatches the link's frames until it ends or goes silent.
 func (e *endpoint) receive(link protocols.RelayLink) error {
+	ctx, cancel := context.WithCancelCause(e.life)
+	defer cancel(nil)
+	var heard atomic.Int64
+	heard.Store(time.Now().UnixNano())
+	e.wg.Add(1)
+	go e.heartbeat(ctx, link, &heard, cancel)
 	for {
-		from, b, err := link.Recv(e.life)
+		from, b, err := link.Recv(ctx)
 		if err != nil {
+			if cause := context.Cause(ctx); ctx.Err() != nil && e.life.Err() == nil {
+				return cause
+			}
 			return err
 		}
+		heard.Store(time.Now().UnixNano())
 		kind, t, body, err := decodeFrame(b)
 		if err != nil {
 			e.stats.refused.Add(1)
@@ -281,6 +295,34 @@ func (e *endpoint) receive(link protocols.RelayLink) error {
 				e.stats.refused.Add(1)
 				e.log.Debug("hub-relay: malformed frame", "from", from, "err", err)
 			}
+		case kindHeartbeat: // heard is all it is for
+		}
+	}
+}
+
+// heartbeat watches that the attachment still carries frames: a replica
+// that vanished without closing the connection (a power cut; TCP's own
+// keepalive takes minutes) is found within HeartbeatTimeout. When
+// nothing arrived for a Heartbeat, the node sends itself a frame through
+// the relay, which comes back if the replica is there.
+func (e *endpoint) heartbeat(ctx context.Context, link protocols.RelayLink, heard *atomic.Int64, cancel context.CancelCauseFunc) {
+	defer e.wg.Done()
+	t := time.NewTicker(e.c.cfg.Heartbeat)
+	defer t.Stop()
+	frame := appendHeader(nil, kindHeartbeat, e.c.tag)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		silent := time.Since(time.Unix(0, heard.Load()))
+		if silent >= e.c.cfg.HeartbeatTimeout {
+			cancel(fmt.Errorf("%w for %v", errSilent, silent.Round(time.Millisecond)))
+			return
+		}
+		if silent >= e.c.cfg.Heartbeat {
+			link.Send(e.c.id, frame)
 		}
 	}
 }

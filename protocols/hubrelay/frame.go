@@ -15,6 +15,7 @@ import (
 //	         plain = fromLen:1 from toLen:1 to serviceLen:1 service payload
 //	kind 2   QUIC:     body = packet+, packet = len:2 (big endian) bytes
 //	         QUIC packets (streams) to one peer, as many as were waiting
+//	kind 3   heartbeat: body empty, from a node to itself
 //
 // tag names the data class's transport instance without naming the
 // class to the hub (it is derived from the group secret): a node runs one
@@ -34,8 +35,9 @@ import (
 const (
 	version = 1
 
-	kindDatagram byte = 1
-	kindQUIC     byte = 2
+	kindDatagram  byte = 1
+	kindQUIC      byte = 2
+	kindHeartbeat byte = 3
 
 	tagSize    = 8
 	headerSize = 2 + tagSize
@@ -67,7 +69,7 @@ func decodeFrame(b []byte) (kind byte, t tag, body []byte, err error) {
 		return 0, t, nil, fmt.Errorf("%w: version %d, want %d", errFrame, b[0], version)
 	}
 	kind = b[1]
-	if kind != kindDatagram && kind != kindQUIC {
+	if kind != kindDatagram && kind != kindQUIC && kind != kindHeartbeat {
 		return 0, t, nil, fmt.Errorf("%w: kind %d", errFrame, kind)
 	}
 	copy(t[:], b[2:headerSize])

@@ -7,9 +7,12 @@ import (
 	"io"
 	"net"
 	"slices"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/rime-dev/rime/network"
+	"github.com/rime-dev/rime/protocols"
 	"github.com/rime-dev/rime/protocols/hubrelay"
 )
 
@@ -211,5 +214,95 @@ func TestAddr(t *testing.T) {
 	}
 	if _, err := hubrelay.Addr("n1"); err == nil {
 		t.Error("Addr of a short ID: no error")
+	}
+}
+
+// A replica that goes silent without closing the attachment (a power
+// cut leaves TCP connections open for minutes) is left: the node's
+// heartbeat through the relay stops coming back, and it reattaches.
+func TestSilentAttachmentIsLeft(t *testing.T) {
+	h := newTestHub(t, 3)
+	ctx := testCtx(t)
+	h.ready(ctx)
+	addrs := h.addrs()
+	alice := h.newMember(ctx, "alice", addrs)
+	bob := h.newMember(ctx, "bob", rotate(addrs, 1))
+	h.group(ctx, "team", alice, bob)
+	h.partition(alice, bob)
+	stalling := &stallRelayer{Relayer: alice.relayer, stall: make(chan struct{})}
+	cfg := testConfig()
+	cfg.Heartbeat, cfg.HeartbeatTimeout = 20*time.Millisecond, 100*time.Millisecond
+	ta := hubrelay.New(cfg)
+	start(ctx, t, ta, h.env(alice, "messages", stalling))
+	tb := h.transport(ctx, bob, "messages", bob.relayer)
+	pa, _ := ta.Endpoint().Open("svc")
+	pb, _ := tb.Endpoint().Open("svc")
+
+	close(stalling.stall)
+	h.waitFor(ctx, "alice leaving the silent attachment", func() bool {
+		st := ta.Stats()
+		return st.Attached && st.Attaches >= 2
+	}, ta.Changed)
+	if err := ta.Endpoint().Send(ctx, bob.addr, "svc", []byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	if pk := recvPacket(ctx, t, pb); string(pk.Payload) != "ping" {
+		t.Fatalf("bob got %q", pk.Payload)
+	}
+	if err := tb.Endpoint().Send(ctx, alice.addr, "svc", []byte("pong")); err != nil {
+		t.Fatal(err)
+	}
+	if pk := recvPacket(ctx, t, pa); string(pk.Payload) != "pong" {
+		t.Fatalf("alice got %q", pk.Payload)
+	}
+}
+
+// stallRelayer's first link goes silent once stall is closed: it sends
+// nothing and delivers nothing, without ending.
+type stallRelayer struct {
+	protocols.Relayer
+	stall chan struct{}
+	mu    sync.Mutex
+	links int
+}
+
+func (s *stallRelayer) Relay(ctx context.Context, group string) (protocols.RelayLink, error) {
+	l, err := s.Relayer.Relay(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.links++; s.links == 1 {
+		return &stallLink{RelayLink: l, stall: s.stall}, nil
+	}
+	return l, nil
+}
+
+type stallLink struct {
+	protocols.RelayLink
+	stall chan struct{}
+}
+
+func (l *stallLink) Send(to string, payload []byte) error {
+	select {
+	case <-l.stall:
+		return nil
+	default:
+		return l.RelayLink.Send(to, payload)
+	}
+}
+
+func (l *stallLink) Recv(ctx context.Context) (string, []byte, error) {
+	for {
+		from, p, err := l.RelayLink.Recv(ctx)
+		if err != nil {
+			return "", nil, err
+		}
+		select {
+		case <-l.stall:
+		default:
+			return from, p, nil
+		}
 	}
 }

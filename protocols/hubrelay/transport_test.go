@@ -22,6 +22,7 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"AttachTimeout", func(c *hubrelay.Config) { c.AttachTimeout = 0 }},
 		{"ReattachMin", func(c *hubrelay.Config) { c.ReattachMax = c.ReattachMin / 2 }},
+		{"HeartbeatTimeout", func(c *hubrelay.Config) { c.HeartbeatTimeout = c.Heartbeat }},
 		{"HandshakeTimeout", func(c *hubrelay.Config) { c.HandshakeTimeout = -time.Second }},
 		{"IdleTimeout", func(c *hubrelay.Config) { c.IdleTimeout = 0 }},
 		{"KeepAlive", func(c *hubrelay.Config) { c.KeepAlive = c.IdleTimeout }},
