@@ -306,3 +306,73 @@ func (l *stallLink) Recv(ctx context.Context) (string, []byte, error) {
 		}
 	}
 }
+
+// A hub that lies about who sent a frame gains nothing: the datagram's
+// sealed sender does not match and it is refused, and no stream comes up
+// (alice answers the handshake to the node the hub named; were her answer
+// to reach bob, she would still refuse his key as carol's: see
+// TestVerifyPeer).
+func TestLyingHubCannotImpersonate(t *testing.T) {
+	h := newTestHub(t, 3)
+	ctx := testCtx(t)
+	h.ready(ctx)
+	addrs := h.addrs()
+	alice := h.newMember(ctx, "alice", addrs)
+	bob := h.newMember(ctx, "bob", rotate(addrs, 1))
+	carol := h.newMember(ctx, "carol", rotate(addrs, 2))
+	h.group(ctx, "team", alice, bob, carol)
+	h.partition(alice, bob, carol)
+	// Everything alice receives is said to come from carol.
+	liar := &relabelRelayer{Relayer: alice.relayer, as: carol.id.ID(), changes: newNotifier()}
+	ta := hubrelay.New(testConfig())
+	start(ctx, t, ta, h.env(alice, "messages", liar))
+	cfg := testConfig()
+	cfg.HandshakeTimeout = time.Second
+	tb := hubrelay.New(cfg)
+	start(ctx, t, tb, h.env(bob, "messages", bob.relayer))
+	pa, _ := ta.Endpoint().Open("svc")
+	go echo(pa)
+
+	if err := tb.Endpoint().Send(ctx, alice.addr, "svc", []byte("from bob")); err != nil {
+		t.Fatal(err)
+	}
+	// alice handles a frame fully before she asks for the next one.
+	h.waitFor(ctx, "alice refusing the relabeled datagram", func() bool {
+		return ta.Stats().Refused >= 1
+	}, liar.changes.next)
+	select {
+	case pk := <-pa.Packets():
+		t.Fatalf("alice took %q from %s", pk.Payload, pk.From)
+	default:
+	}
+	if c, err := tb.Endpoint().Dial(ctx, alice.addr, "svc"); !errors.Is(err, network.ErrUnreachable) {
+		t.Fatalf("bob's stream to alice, whom the hub tells he is carol: %v %v; want ErrUnreachable", c, err)
+	}
+}
+
+// relabelRelayer's links say every frame comes from as, and announce
+// each Recv call.
+type relabelRelayer struct {
+	protocols.Relayer
+	as      string
+	changes *notifier
+}
+
+func (r *relabelRelayer) Relay(ctx context.Context, group string) (protocols.RelayLink, error) {
+	l, err := r.Relayer.Relay(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	return &relabelLink{RelayLink: l, r: r}, nil
+}
+
+type relabelLink struct {
+	protocols.RelayLink
+	r *relabelRelayer
+}
+
+func (l *relabelLink) Recv(ctx context.Context) (string, []byte, error) {
+	l.r.changes.notify()
+	_, p, err := l.RelayLink.Recv(ctx)
+	return l.r.as, p, err
+}
