@@ -563,3 +563,9 @@ func (l *relayLink) Close() error {
 	})
 	return nil
 }
+
+var (
+	_ protocols.Relayer   = (*relayer)(nil)
+	_ protocols.RelayLink = (*relayLink)(nil)
+	_ protocols.RelayLink = (*RelayConn)(nil)
+)
