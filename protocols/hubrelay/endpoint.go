@@ -90,7 +90,8 @@ type endpoint struct {
 	attaches int
 	lastErr  error
 	ports    map[string]*port
-	conns    map[string]*quic.Conn // by peer ID: the one new streams use
+	conns    map[string]*quic.Conn   // by peer ID: the one new streams use
+	live     map[*quic.Conn]struct{} // every connection not yet ended
 	dialing  map[string]*dialCall
 }
 
@@ -113,7 +114,7 @@ func newEndpoint(c endpointConfig) (*endpoint, error) {
 	e := &endpoint{
 		c: c, addr: self.addr, self: self, log: c.log,
 		life: life, cancel: cancel, changes: c.changes,
-		ports: map[string]*port{}, conns: map[string]*quic.Conn{}, dialing: map[string]*dialCall{},
+		ports: map[string]*port{}, conns: map[string]*quic.Conn{}, live: map[*quic.Conn]struct{}{}, dialing: map[string]*dialCall{},
 	}
 	e.pc = newPacketConn(e, c.cfg.PacketQueue)
 	e.base = &tls.Config{
@@ -440,7 +441,7 @@ func (e *endpoint) Close() error {
 	}
 	e.closed = true
 	var conns []*quic.Conn
-	for _, c := range e.conns {
+	for c := range e.live {
 		conns = append(conns, c)
 	}
 	ports := e.ports

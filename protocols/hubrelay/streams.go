@@ -192,6 +192,7 @@ func (e *endpoint) adoptLocked(id string, c *quic.Conn) {
 	if old := e.conns[id]; old == nil || old.Context().Err() != nil {
 		e.conns[id] = c
 	}
+	e.live[c] = struct{}{}
 	e.wg.Add(1)
 	go e.acceptStreams(id, c)
 }
@@ -207,7 +208,12 @@ func (e *endpoint) forget(id string, c *quic.Conn) {
 // acceptStreams serves c's incoming streams until c ends.
 func (e *endpoint) acceptStreams(id string, c *quic.Conn) {
 	defer e.wg.Done()
-	defer e.forget(id, c)
+	defer func() {
+		e.forget(id, c)
+		e.mu.Lock()
+		delete(e.live, c)
+		e.mu.Unlock()
+	}()
 	remote := c.RemoteAddr().(netAddr)
 	for {
 		s, err := c.AcceptStream(e.life)
