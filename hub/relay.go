@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/rime-dev/rime/network"
+	"github.com/rime-dev/rime/protocols"
 )
 
 // relay forwards opaque frames between registered members of a group
@@ -281,6 +283,7 @@ func (rl *relay) forwarded(p network.Port) {
 
 // RelayConn is a node's relay session for one group.
 type RelayConn struct {
+	addr  string // the replica's
 	c     net.Conn
 	br    *bufio.Reader
 	wmu   sync.Mutex
@@ -327,7 +330,7 @@ func (c *Client) relayAt(ctx context.Context, addr, group string) (*RelayConn, e
 		return nil, err
 	}
 	stop := context.AfterFunc(ctx, func() { nc.Close() })
-	rc := &RelayConn{c: nc, br: bufio.NewReader(nc), bw: bufio.NewWriter(nc), in: make(chan relayed, relayQueue), done: make(chan struct{})}
+	rc := &RelayConn{addr: addr, c: nc, br: bufio.NewReader(nc), bw: bufio.NewWriter(nc), in: make(chan relayed, relayQueue), done: make(chan struct{})}
 	req, err := NewRequest(c.cfg.Identity, OpRelayAttach, GroupArgs{Group: group}, c.cfg.Now())
 	if err != nil {
 		nc.Close()
@@ -404,9 +407,165 @@ func (rc *RelayConn) Recv(ctx context.Context) (string, []byte, error) {
 	}
 }
 
+// Replica is the address of the hub replica the session is attached to.
+func (rc *RelayConn) Replica() string { return rc.addr }
+
 // Close ends the session.
 func (rc *RelayConn) Close() error {
 	rc.close.Do(func() { rc.c.Close() })
 	<-rc.done
 	return nil
 }
+
+// Relayer is c as the hub-relay transport's protocols.Relayer.
+//
+// The hub keeps one relay session per node and group (a new attach ends
+// the previous one), but a node runs one transport per data class, each
+// asking for its own link. So the relayer shares one session per group
+// among the links it hands out, fanning every frame it receives out to
+// all of them (the transport tells its own frames apart), and ends the
+// session with its last link. When a session breaks, its links end; the
+// next Relay opens a new session, starting at another replica.
+//
+// Call Relayer once per node and hand the result to every class: two
+// relayers of one client would end each other's sessions.
+func (c *Client) Relayer() protocols.Relayer {
+	return &relayer{c: c, sessions: map[string]*sharedSession{}}
+}
+
+type relayer struct {
+	c *Client
+	// open serializes attaches, so links asked for together share one.
+	open sync.Mutex
+
+	mu       sync.Mutex
+	sessions map[string]*sharedSession // by group
+}
+
+// sharedSession is one RelayConn and the links reading it.
+type sharedSession struct {
+	group string
+	conn  *RelayConn
+	links map[*relayLink]struct{}
+	ended chan struct{} // closed when the session ends
+	err   error         // why, set before ended closes
+}
+
+// relayLink is one transport's view of a shared session.
+type relayLink struct {
+	r    *relayer
+	s    *sharedSession
+	in   chan relayed
+	done chan struct{}
+	once sync.Once
+}
+
+// linkQueue is how many frames wait for one link's reader, as many as
+// the session itself buffers.
+const linkQueue = relayQueue
+
+func (r *relayer) Relay(ctx context.Context, group string) (protocols.RelayLink, error) {
+	r.open.Lock()
+	defer r.open.Unlock()
+	l := &relayLink{r: r, in: make(chan relayed, linkQueue), done: make(chan struct{})}
+	// A session in the table has not ended: pump removes it first, under
+	// the same lock, and so does the Close of its last link.
+	r.mu.Lock()
+	if s := r.sessions[group]; s != nil {
+		l.s = s
+		s.links[l] = struct{}{}
+		r.mu.Unlock()
+		return l, nil
+	}
+	r.mu.Unlock()
+	conn, err := r.c.Relay(ctx, group)
+	if err != nil {
+		return nil, err
+	}
+	s := &sharedSession{group: group, conn: conn, links: map[*relayLink]struct{}{l: {}}, ended: make(chan struct{})}
+	l.s = s
+	r.mu.Lock()
+	r.sessions[group] = s
+	r.mu.Unlock()
+	go r.pump(s)
+	return l, nil
+}
+
+// pump fans the session's frames out to its links until it ends.
+func (r *relayer) pump(s *sharedSession) {
+	for {
+		from, payload, err := s.conn.Recv(context.Background())
+		if err != nil {
+			r.mu.Lock()
+			if r.sessions[s.group] == s {
+				delete(r.sessions, s.group)
+			}
+			s.err = err
+			close(s.ended)
+			closing := len(s.links) == 0
+			r.mu.Unlock()
+			if !closing {
+				// Broken under its links, not closed by them: start the
+				// next attach at another replica.
+				r.c.failed(s.conn.Replica())
+			}
+			s.conn.Close()
+			return
+		}
+		r.mu.Lock()
+		for l := range s.links {
+			select {
+			case l.in <- relayed{from, payload}:
+			default: // a slow link loses the frame, as a full socket would
+			}
+		}
+		r.mu.Unlock()
+	}
+}
+
+func (l *relayLink) Send(to string, payload []byte) error {
+	select {
+	case <-l.done:
+		return fmt.Errorf("hub relay: send: link closed")
+	default:
+	}
+	return l.s.conn.Send(to, payload)
+}
+
+func (l *relayLink) Recv(ctx context.Context) (string, []byte, error) {
+	select {
+	case m := <-l.in:
+		return m.from, m.payload, nil
+	case <-l.done:
+		return "", nil, errors.New("hub relay: link closed")
+	case <-l.s.ended:
+		return "", nil, fmt.Errorf("hub relay: session ended: %w", l.s.err)
+	case <-ctx.Done():
+		return "", nil, ctx.Err()
+	}
+}
+
+// Close ends the link, and the session with its last link.
+func (l *relayLink) Close() error {
+	l.once.Do(func() {
+		close(l.done)
+		r := l.r
+		r.mu.Lock()
+		delete(l.s.links, l)
+		last := len(l.s.links) == 0
+		if last && r.sessions[l.s.group] == l.s {
+			delete(r.sessions, l.s.group)
+		}
+		r.mu.Unlock()
+		if last {
+			l.s.conn.Close()
+		}
+	})
+	return nil
+}
+
+var (
+	_ protocols.Relayer   = (*relayer)(nil)
+	_ protocols.RelayLink = (*relayLink)(nil)
+	_ protocols.RelayLink = (*RelayConn)(nil)
+)

@@ -45,6 +45,13 @@ type Config struct {
 	Registry *protocols.Registry
 	// Logger; nil discards.
 	Logger *slog.Logger
+
+	// --- hub relay ---
+	// Relayer reaches the group's members through the hub's relay
+	// (hub.Client.Relayer); the hub-relay transport needs it. nil when
+	// the plan puts no class of this node on hub-relay.
+	Relayer protocols.Relayer
+	// --- end hub relay ---
 }
 
 // Validate names the field that is wrong.
@@ -191,6 +198,7 @@ func (n *Node) build(ctx context.Context, cfg *Config, reg *protocols.Registry, 
 			Network: n.ep, Below: slices.Clone(st.layers),
 			Logger: n.log.With("class", cp.Name, "protocol", l.Protocol),
 		}
+		env.Relayer = cfg.Relayer // for the hub-relay transport
 		if err := inst.Provision(env); err != nil {
 			return nil, fmt.Errorf("node: class %s: provision %s: %w", cp.Name, l.Protocol, err)
 		}

@@ -88,6 +88,14 @@ type Env struct {
 	// Logger is the layer's logger, already labelled with node, class and
 	// protocol.
 	Logger *slog.Logger
+
+	// --- hub relay (protocols/hubrelay) ---
+	// Relayer reaches the group's other members through the hub's relay
+	// (see Relayer); only the hub-relay transport uses it. nil when the
+	// node has no hub client, and then a plan that puts hub-relay on this
+	// node fails at Validate.
+	Relayer Relayer
+	// --- end hub relay ---
 }
 
 // IntParam returns the integer parameter name, or def if the plan does

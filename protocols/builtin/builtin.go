@@ -12,6 +12,7 @@ import (
 	_ "github.com/rime-dev/rime/protocols/durablestorage"
 	_ "github.com/rime-dev/rime/protocols/e2eencryption"
 	_ "github.com/rime-dev/rime/protocols/epidemicbroadcast"
+	_ "github.com/rime-dev/rime/protocols/hubrelay"
 	_ "github.com/rime-dev/rime/protocols/raft"
 	_ "github.com/rime-dev/rime/protocols/swim"
 	_ "github.com/rime-dev/rime/protocols/tcpmtls"
