@@ -202,6 +202,7 @@ func TestChannelSessionContract(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	c.ws[0].waitSeq(ctx, seq)
 	c.ws[0].mu.Lock()
 	got := c.ws[0].have[v]
 	c.ws[0].mu.Unlock()

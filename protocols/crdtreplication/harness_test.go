@@ -241,7 +241,8 @@ type watcher struct {
 	seen    vv.VV // per writer, the highest value number seen
 	changed chan struct{}
 	err     error
-	n       int // own submits
+	n       int    // own submits
+	last    uint64 // Seq of the last event handled
 }
 
 func (w *watcher) run() {
@@ -269,6 +270,7 @@ func (w *watcher) run() {
 		if err != nil && w.err == nil {
 			w.err = err
 		}
+		w.last = ev.Seq
 		close(w.changed)
 		w.changed = make(chan struct{})
 		w.mu.Unlock()
@@ -277,6 +279,28 @@ func (w *watcher) run() {
 	close(w.changed)
 	w.changed = nil
 	w.mu.Unlock()
+}
+
+// waitSeq waits until the watcher has handled the session's events up
+// to seq (Sync's answer says they are in Events, not that they were read).
+func (w *watcher) waitSeq(ctx context.Context, seq uint64) {
+	w.c.t.Helper()
+	for {
+		w.mu.Lock()
+		last, ch := w.last, w.changed
+		w.mu.Unlock()
+		if last >= seq {
+			return
+		}
+		if ch == nil {
+			w.c.t.Fatalf("node %d: session ended (%v) before %d", w.i, w.sess.Err(), seq)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			w.c.t.Fatalf("node %d: never handled event %d (at %d)", w.i, seq, last)
+		}
+	}
 }
 
 func (w *watcher) see(v string) {

@@ -127,10 +127,15 @@ type Replication struct {
 	first      uint64
 	last       uint64
 	visibleSeq uint64
-	base       uint64 // the feed's Seqs start after it (see load)
-	visible    crdt.State
-	changed    chan struct{}
-	closed     bool
+	// deliveries is the broadcast's; held are deliveries taken while the
+	// loop's own broadcasts waited, not yet handled (broadcastAll).
+	deliveries       <-chan protocols.Delivery
+	held             []protocols.Delivery
+	deliveriesClosed bool
+	base             uint64 // the feed's Seqs start after it (see load)
+	visible          crdt.State
+	changed          chan struct{}
+	closed           bool
 
 	npending atomic.Int64
 }
@@ -360,11 +365,11 @@ func (r *Replication) Close() error {
 // commit (disk flush, then broadcasts, answers and acknowledgements).
 func (r *Replication) run() {
 	defer close(r.done)
+	r.deliveries = r.bc.Deliveries()
 	l := &loopState{
-		ae:         time.NewTicker(r.cfg.AntiEntropyInterval),
-		ack:        time.NewTicker(r.cfg.AckInterval),
-		deliveries: r.bc.Deliveries(),
-		packets:    r.port.Packets(),
+		ae:      time.NewTicker(r.cfg.AntiEntropyInterval),
+		ack:     time.NewTicker(r.cfg.AckInterval),
+		packets: r.port.Packets(),
 	}
 	if r.sealed != nil {
 		l.keys = r.sealed.sealer.Changed()
@@ -388,12 +393,11 @@ func (r *Replication) run() {
 }
 
 type loopState struct {
-	ae, ack    *time.Ticker
-	deliveries <-chan protocols.Delivery
-	packets    <-chan network.Packet
-	keys       <-chan struct{} // the Sealer's keys changed (sealed mode)
-	idle       bool            // the last non-blocking step found nothing
-	stopped    bool
+	ae, ack *time.Ticker
+	packets <-chan network.Packet
+	keys    <-chan struct{} // the Sealer's keys changed (sealed mode)
+	idle    bool            // the last non-blocking step found nothing
+	stopped bool
 }
 
 // step handles one event, waiting for it if block (else it sets
@@ -401,13 +405,25 @@ type loopState struct {
 // stopping.
 func (r *Replication) step(l *loopState, block bool) bool {
 	l.idle = false
+	if len(r.held) > 0 {
+		// Taken while the loop's broadcasts were waiting (broadcastAll).
+		d := r.held[0]
+		r.held = r.held[1:]
+		r.delivered(d)
+		return true
+	}
+	if r.deliveriesClosed {
+		r.deliveriesClosed = false
+		r.onDelivery(l, protocols.Delivery{}, false)
+		return true
+	}
 	if !block {
 		// Stop and the tickers wait for the next blocking step; only the
 		// work that piles up under load is batched.
 		select {
 		case req := <-r.applies:
 			r.apply(req)
-		case d, open := <-l.deliveries:
+		case d, open := <-r.deliveries:
 			r.onDelivery(l, d, open)
 		case p, open := <-l.packets:
 			r.onPacket(l, p, open)
@@ -423,7 +439,7 @@ func (r *Replication) step(l *loopState, block bool) bool {
 		return false
 	case req := <-r.applies:
 		r.apply(req)
-	case d, open := <-l.deliveries:
+	case d, open := <-r.deliveries:
 		r.onDelivery(l, d, open)
 	case p, open := <-l.packets:
 		r.onPacket(l, p, open)
@@ -446,7 +462,7 @@ func (r *Replication) step(l *loopState, block bool) bool {
 
 func (r *Replication) onDelivery(l *loopState, d protocols.Delivery, open bool) {
 	if !open {
-		l.deliveries = nil // the broadcast closed; anti-entropy still runs
+		r.deliveries = nil // the broadcast closed; anti-entropy still runs
 		return
 	}
 	r.delivered(d)
@@ -721,21 +737,64 @@ func (r *Replication) push() {
 	}
 }
 
+// broadcastAll broadcasts the batch's own deltas, in order. A Broadcast
+// may wait while its Deliveries are not read (epidemic-broadcast's
+// backpressure), and this loop is their reader: so the broadcasts run on
+// a goroutine of their own while the loop keeps taking deliveries, which
+// it holds for its next steps (step takes held ones first).
+func (r *Replication) broadcastAll(ctx context.Context, own [][]byte) {
+	if len(own) == 0 {
+		return
+	}
+	type numbered struct {
+		from string
+		seq  uint64
+	}
+	done := make(chan []numbered, 1)
+	go func() {
+		var ns []numbered
+		for _, data := range own {
+			from, seq, err := r.broadcast(ctx, encodePayload(data))
+			if err != nil {
+				r.lg.Warn("crdt-replication: broadcast", "err", err)
+				continue
+			}
+			ns = append(ns, numbered{from, seq})
+		}
+		done <- ns
+	}()
+	for {
+		select {
+		case ns := <-done:
+			// Count the own messages' effects as held at once (they are:
+			// applied and on disk), not only when they come back.
+			for _, n := range ns {
+				if n.seq > r.bvec[n.from] {
+					r.bvec[n.from] = n.seq
+					r.b.bvec[n.from] = n.seq
+				}
+			}
+			return
+		case d, open := <-r.deliveries:
+			if !open {
+				r.deliveries = nil
+				r.deliveriesClosed = true
+				continue
+			}
+			r.held = append(r.held, d)
+		}
+	}
+}
+
 // broadcast sends an own delta. A broadcast that numbers its messages
 // tells at once which message it is, and the replica counts its effects
 // as held (they are: the update is applied and on disk); otherwise the
 // count waits for the message to come back through Deliveries.
-func (r *Replication) broadcast(ctx context.Context, payload []byte) error {
-	nb, ok := r.bc.(protocols.Numbered)
-	if !ok {
-		return r.bc.Broadcast(ctx, payload)
+func (r *Replication) broadcast(ctx context.Context, payload []byte) (string, uint64, error) {
+	if nb, ok := r.bc.(protocols.Numbered); ok {
+		return nb.BroadcastNumbered(ctx, payload)
 	}
-	from, seq, err := nb.BroadcastNumbered(ctx, payload)
-	if err == nil && seq > r.bvec[from] {
-		r.bvec[from] = seq
-		r.b.bvec[from] = seq
-	}
-	return err
+	return "", 0, r.bc.Broadcast(ctx, payload)
 }
 
 // holders counts the nodes known to keep every event of dots on disk,
@@ -763,11 +822,7 @@ func (r *Replication) commit() {
 		return
 	}
 	ctx := context.Background()
-	for _, data := range b.own {
-		if err := r.broadcast(ctx, encodePayload(data)); err != nil {
-			r.lg.Warn("crdt-replication: broadcast", "err", err)
-		}
-	}
+	r.broadcastAll(ctx, b.own)
 	for _, c := range b.replies {
 		c <- nil
 	}
