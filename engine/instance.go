@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -273,7 +274,17 @@ func (r *run) admits(p *spec.Protocol, cls classInput, base cue.Value, name stri
 	}
 	ok := true
 	if pv := base.LookupPath(cue.MakePath(cue.Str("params"), cue.Str(name))); pv.Exists() {
-		ok = pv.Unify(r.ctx.Encode(val)).Err() == nil
+		ck := p.Name + "|" + cls.keyFor(p) + "|" + name
+		c, seen := r.choices[ck]
+		if !seen {
+			c.vals, c.ok = r.choicesIn(pv)
+			r.choices[ck] = c
+		}
+		if c.ok {
+			ok = slices.Contains(c.vals, val)
+		} else {
+			ok = pv.Unify(r.ctx.Encode(val)).Err() == nil
+		}
 	}
 	r.admitted[key] = ok
 	return ok
@@ -287,16 +298,7 @@ func (r *run) feasibleInts(p *spec.Protocol, cls classInput, pa spec.Param, chos
 		return xs
 	}
 	pv := r.instantiate(p, cls, chosen).v.LookupPath(cue.MakePath(cue.Str("params"), cue.Str(pa.Name)))
-	var xs []int64
-	for x := int64(0); x <= maxParamValue && len(xs) < maxIntTries; x++ {
-		if pv.Unify(r.ctx.Encode(x)).Validate() == nil {
-			xs = append(xs, x)
-		} else if len(xs) > 0 {
-			// CUE bounds on one parameter make an interval: past its top
-			// nothing more is feasible.
-			break
-		}
-	}
+	xs := r.intsIn(pv)
 	if len(xs) == 0 {
 		r.failed[p.Name+"|"+cls.keyFor(p)] = true
 	}

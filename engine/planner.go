@@ -40,8 +40,11 @@ type run struct {
 	schemaBase map[string]error
 	// admitted caches admits: protocol|class key|param=value.
 	admitted map[string]bool
-	ints     map[string][]int64
-	bounds   map[string]float64
+	// choices caches the values read off a choice parameter's constraint
+	// (choicesIn): protocol|class key|param.
+	choices map[string]readChoices
+	ints    map[string][]int64
+	bounds  map[string]float64
 }
 
 // Plan plans every class and computation of app.
@@ -59,6 +62,7 @@ func (p *Planner) Plan(app *spec.App) *Plan {
 		failed:     map[string]bool{},
 		schemaBase: map[string]error{},
 		admitted:   map[string]bool{},
+		choices:    map[string]readChoices{},
 		ints:       map[string][]int64{},
 		bounds:     map[string]float64{},
 	}
