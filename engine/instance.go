@@ -94,6 +94,24 @@ func (r *run) withEnv(p *spec.Protocol) cue.Value {
 	return v
 }
 
+// paramsFor returns p's params filled for cls from p.ParamsOnly, cached;
+// whole is true when p has no ParamsOnly and only a whole instance has
+// them.
+func (r *run) paramsFor(p *spec.Protocol, cls classInput) (params cue.Value, whole bool) {
+	if !p.ParamsOnly.Exists() {
+		return cue.Value{}, true
+	}
+	key := p.Name + "|" + cls.keyFor(p)
+	if v, ok := r.params[key]; ok {
+		return v, false
+	}
+	v := p.ParamsOnly.Unify(r.ctx.Encode(map[string]any{
+		"class": cls.readBy(p), "env": r.app.FactsData, "eligible": r.assume(p).eligible,
+	}))
+	r.params[key] = v
+	return v, false
+}
+
 // base fills a protocol's inputs for one class.
 func (r *run) base(p *spec.Protocol, cls classInput) (cue.Value, error) {
 	v := r.instantiate(p, cls, nil)
@@ -117,6 +135,8 @@ func (r *run) instantiate(p *spec.Protocol, cls classInput, params map[string]an
 	err := v.Err()
 	if err != nil {
 		err = r.schemaError(p, cls, params, err, cue.Value.Err)
+	} else {
+		r.sound[p.Name+"|"+cls.keyFor(p)] = true
 	}
 	ve := valErr{v, err}
 	r.values[key] = ve
@@ -202,9 +222,19 @@ func demandsKey(ds []demand) string {
 }
 
 func (r *run) solve(p *spec.Protocol, cls classInput, dems []demand) ([]*instance, string) {
-	base, err := r.base(p, cls)
-	if err != nil {
-		return nil, "its parameters cannot be satisfied: " + firstLine(err)
+	// The parameters' values are read from p's params alone where the
+	// spec allows (paramsFor), and p is evaluated whole for its inputs
+	// only if no instance comes out and none evaluated without error: a
+	// conflict in p's inputs is one in every instance too, since a CUE
+	// conflict stays one whatever is added, so an instance without error
+	// shows the inputs have none, and one with an error leaves the
+	// question to the evaluation of the inputs alone, as before.
+	base, whole := r.paramsFor(p, cls)
+	if whole {
+		var err error
+		if base, err = r.base(p, cls); err != nil {
+			return nil, "its parameters cannot be satisfied: " + firstLine(err)
+		}
 	}
 	var choiceParams, intParams []spec.Param
 	for _, pa := range p.Params {
@@ -252,6 +282,11 @@ func (r *run) solve(p *spec.Protocol, cls classInput, dems []demand) ([]*instanc
 		return out[i].paramKey() < out[j].paramKey()
 	})
 	if len(out) == 0 {
+		if !whole && !r.sound[p.Name+"|"+cls.keyFor(p)] {
+			if _, err := r.base(p, cls); err != nil {
+				return nil, "its parameters cannot be satisfied: " + firstLine(err)
+			}
+		}
 		if r.failed[p.Name+"|"+cls.keyFor(p)] {
 			if err := r.schemaBaseError(p, cls); err != nil {
 				return nil, "its parameters cannot be satisfied: " + firstLine(err)
@@ -293,11 +328,18 @@ func (r *run) admits(p *spec.Protocol, cls classInput, base cue.Value, name stri
 // feasibleInts lists, ascending, the values of an integer parameter that
 // satisfy its constraints given the parameters already chosen.
 func (r *run) feasibleInts(p *spec.Protocol, cls classInput, pa spec.Param, chosen map[string]any) []int64 {
+	params, whole := r.paramsFor(p, cls)
+	if !whole {
+		chosen = nil // the constraint reads the inputs only
+	}
 	key := p.Name + "|" + cls.keyFor(p) + "|" + demand(chosen).key() + "|" + pa.Name
 	if xs, ok := r.ints[key]; ok {
 		return xs
 	}
-	pv := r.instantiate(p, cls, chosen).v.LookupPath(cue.MakePath(cue.Str("params"), cue.Str(pa.Name)))
+	if whole {
+		params = r.instantiate(p, cls, chosen).v
+	}
+	pv := params.LookupPath(cue.MakePath(cue.Str("params"), cue.Str(pa.Name)))
 	xs := r.intsIn(pv)
 	if len(xs) == 0 {
 		r.failed[p.Name+"|"+cls.keyFor(p)] = true

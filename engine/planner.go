@@ -23,10 +23,14 @@ func New(l *spec.Loader, cat *spec.Catalogue) *Planner { return &Planner{l: l, c
 // Plan returns.
 type run struct {
 	*Planner
-	ctx      *cue.Context
-	app      *spec.App
-	assumed  map[string]*assumed
-	specs    map[string]cue.Value
+	ctx     *cue.Context
+	app     *spec.App
+	assumed map[string]*assumed
+	specs   map[string]cue.Value
+	params  map[string]cue.Value // protocol|class key -> paramsFor
+	// sound marks the protocol|class keys for which some instance
+	// evaluated without error, so the inputs alone have none.
+	sound    map[string]bool
 	checker  *spec.InstanceChecker
 	cands    map[string]candResult
 	rules    map[string]ruleResult
@@ -53,6 +57,8 @@ func (p *Planner) Plan(app *spec.App) *Plan {
 		Planner: p, ctx: p.l.Context(), app: app,
 		assumed:    map[string]*assumed{},
 		specs:      map[string]cue.Value{},
+		params:     map[string]cue.Value{},
+		sound:      map[string]bool{},
 		checker:    p.l.NewInstanceChecker(),
 		cands:      map[string]candResult{},
 		rules:      map[string]ruleResult{},

@@ -11,6 +11,7 @@ import (
 	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/ast"
 	"cuelang.org/go/cue/parser"
+	"cuelang.org/go/cue/token"
 	"github.com/rime-dev/rime/diag"
 )
 
@@ -54,6 +55,13 @@ type Protocol struct {
 	// fields that describe the protocol rather than compute its instances
 	// (see instanceFile), or Written itself.
 	Instance cue.Value `json:"-"`
+	// ParamsOnly, when it exists, is the spec's params alone with the
+	// inputs (see paramsFile): every parameter's constraint reads the
+	// inputs only, so filled with one class's inputs it is exactly the
+	// params of any instance for that class, at a fraction of an
+	// instance's evaluation. The planner reads which values the
+	// parameters admit from it.
+	ParamsOnly cue.Value `json:"-"`
 }
 
 // PosOf returns where path (e.g. "guarantees.durability") is written in
@@ -110,6 +118,9 @@ func (l *Loader) LoadProtocol(name string, src []byte) (*Protocol, error) {
 	p := &Protocol{Source: name, Value: v, Written: file, Instance: file, Pos: diag.Pos{File: name, Line: 1, Col: 1}}
 	if inst, ok := l.instanceFile(name, buf, f); ok {
 		p.Instance = inst
+	}
+	if params, ok := l.paramsFile(name, buf, f); ok {
+		p.ParamsOnly = params
 	}
 	var ds diag.Diagnostics
 	str := func(field string, dst *string, required bool) {
@@ -226,6 +237,108 @@ func (l *Loader) instanceFile(name string, src []byte, f *ast.File) (cue.Value, 
 	}
 	v := l.ctx.BuildFile(g, cue.Scope(l.schema))
 	return v, v.Err() == nil
+}
+
+// paramsFile compiles the spec's params and inputs alone. It does so only
+// when the spec is written as plain top-level fields (a comprehension or
+// an embedding could add to params, or fail whatever the parameters) and
+// every parameter's constraint refers to nothing but the inputs (class,
+// env, eligible) and CUE's predeclared names: then no other field, and no
+// other parameter's value, can change which values a parameter admits.
+// Like instanceFile, it blanks the other fields out in place.
+func (l *Loader) paramsFile(name string, src []byte, f *ast.File) (cue.Value, bool) {
+	out := append([]byte(nil), src...)
+	found := false
+	for _, d := range f.Decls {
+		fd, ok := d.(*ast.Field)
+		if !ok {
+			if _, imp := d.(*ast.ImportDecl); imp || isComment(d) {
+				continue
+			}
+			return cue.Value{}, false
+		}
+		n, isIdent, err := ast.LabelName(fd.Label)
+		if err != nil || !isIdent || fd.Constraint != token.ILLEGAL {
+			return cue.Value{}, false
+		}
+		switch n {
+		case "params":
+			if !readsInputsOnly(fd.Value) {
+				return cue.Value{}, false
+			}
+			found = true
+			continue
+		case "class", "env", "eligible":
+			continue
+		}
+		for i := fd.Pos().Offset(); i < fd.End().Offset(); i++ {
+			if out[i] != '\n' {
+				out[i] = ' '
+			}
+		}
+	}
+	if !found {
+		return cue.Value{}, false
+	}
+	g, err := parser.ParseFile(name, out, parser.ParseComments)
+	if err != nil {
+		return cue.Value{}, false
+	}
+	v := l.ctx.BuildFile(g, cue.Scope(l.schema))
+	return v, v.Err() == nil
+}
+
+// predeclared are the names a parameter's constraint may refer to besides
+// the inputs: CUE's types and builtin functions.
+var predeclared = map[string]bool{
+	"_": true, "int": true, "uint": true, "number": true, "float": true, "string": true, "bytes": true,
+	"bool": true, "null": true, "div": true, "mod": true, "quo": true, "rem": true, "len": true,
+	"close": true, "and": true, "or": true,
+}
+
+// readsInputsOnly reports whether params, as written, refers to nothing
+// but the inputs and predeclared names, declares only plain fields, and
+// declares no field that would shadow one of those names.
+func readsInputsOnly(x ast.Expr) bool {
+	ok := true
+	var walk func(n ast.Node)
+	walk = func(n ast.Node) {
+		ast.Walk(n, func(n ast.Node) bool {
+			if !ok {
+				return false
+			}
+			switch x := n.(type) {
+			case *ast.Ident:
+				switch {
+				case x.Name == "class", x.Name == "env", x.Name == "eligible", predeclared[x.Name]:
+				default:
+					ok = false
+				}
+			case *ast.SelectorExpr:
+				walk(x.X) // the selected name is no reference
+				return false
+			case *ast.Field:
+				n, isIdent, err := ast.LabelName(x.Label)
+				if err != nil || !isIdent || n == "class" || n == "env" || n == "eligible" || predeclared[n] {
+					ok = false
+					return false
+				}
+				walk(x.Value) // the label is no reference
+				return false
+			case *ast.StructLit:
+				for _, d := range x.Elts {
+					if _, isField := d.(*ast.Field); !isField {
+						ok = false // a let, an embedding, a comprehension
+					}
+				}
+			case *ast.Comprehension, *ast.LetClause, *ast.Alias, *ast.ForClause:
+				ok = false
+			}
+			return ok
+		}, nil)
+	}
+	walk(x)
+	return ok
 }
 
 func isComment(d ast.Decl) bool {
