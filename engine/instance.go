@@ -89,9 +89,62 @@ func (r *run) withEnv(p *spec.Protocol) cue.Value {
 	if v, ok := r.specs[p.Name]; ok {
 		return v
 	}
-	v := p.Instance.Unify(r.ctx.Encode(map[string]any{"env": r.app.FactsData, "eligible": r.assume(p).eligible}))
+	v := p.Instance.Unify(r.ctx.Encode(map[string]any{"env": r.envFor(p), "eligible": r.assume(p).eligible}))
 	r.specs[p.Name] = v
 	return v
+}
+
+// envFor returns the facts p reads (spec.Protocol.EnvPaths): every
+// instance evaluates the env it is given again, and a spec reads one or
+// two facts of a dozen. A path that leaves the facts keeps what it
+// reached, so an instance fails as it would with all of them.
+func (r *run) envFor(p *spec.Protocol) map[string]any {
+	if p.AllEnv {
+		return r.app.FactsData
+	}
+	t := pathTree{}
+	for _, path := range p.EnvPaths {
+		t.add(path)
+	}
+	return t.pick(r.app.FactsData)
+}
+
+// pathTree is a set of paths; a nil subtree ends a path, which takes the
+// value there whole.
+type pathTree map[string]pathTree
+
+func (t pathTree) add(path []string) {
+	if len(path) == 0 {
+		return
+	}
+	sub, seen := t[path[0]]
+	switch {
+	case seen && sub == nil:
+		// A prefix is taken whole already.
+	case len(path) == 1:
+		t[path[0]] = nil
+	default:
+		if sub == nil {
+			sub = pathTree{}
+			t[path[0]] = sub
+		}
+		sub.add(path[1:])
+	}
+}
+
+func (t pathTree) pick(data map[string]any) map[string]any {
+	out := make(map[string]any, len(t))
+	for k, sub := range t {
+		v, ok := data[k]
+		if !ok {
+			continue
+		}
+		if m, isMap := v.(map[string]any); isMap && sub != nil {
+			v = sub.pick(m)
+		}
+		out[k] = v
+	}
+	return out
 }
 
 // paramsFor returns p's params filled for cls from p.ParamsOnly, cached;
@@ -105,9 +158,12 @@ func (r *run) paramsFor(p *spec.Protocol, cls classInput) (params cue.Value, who
 	if v, ok := r.params[key]; ok {
 		return v, false
 	}
-	v := p.ParamsOnly.Unify(r.ctx.Encode(map[string]any{
-		"class": cls.readBy(p), "env": r.app.FactsData, "eligible": r.assume(p).eligible,
-	}))
+	withEnv, ok := r.params[p.Name]
+	if !ok {
+		withEnv = p.ParamsOnly.Unify(r.ctx.Encode(map[string]any{"env": r.envFor(p), "eligible": r.assume(p).eligible}))
+		r.params[p.Name] = withEnv
+	}
+	v := withEnv.Unify(r.ctx.Encode(map[string]any{"class": cls.readBy(p)}))
 	r.params[key] = v
 	return v, false
 }
@@ -437,9 +493,25 @@ func (r *run) finish(p *spec.Protocol, cls classInput, params map[string]any) (*
 	if err := concrete(v); err != nil {
 		return nil, r.schemaError(p, cls, params, err, concrete)
 	}
+	// The parts are read as Go data, decoded once for the checker and
+	// the planner both; data of an unexpected shape is read from the CUE
+	// value as before, which words the errors.
+	if parts, ok := decodeParts(v); ok {
+		if err := r.checker.CheckData(parts); err != nil {
+			return nil, r.schemaError(p, cls, params, err, concrete)
+		}
+		if in, ok := r.fromData(p, params, v, parts); ok {
+			return in, nil
+		}
+	}
 	if err := r.checker.Check(v); err != nil {
 		return nil, r.schemaError(p, cls, params, err, concrete)
 	}
+	return r.fromCUE(p, params, v)
+}
+
+// fromCUE reads p's instance from its CUE value, field by field.
+func (r *run) fromCUE(p *spec.Protocol, params map[string]any, v cue.Value) (*instance, error) {
 	in := &instance{proto: p, params: params, value: v, costParts: map[string]float64{}}
 	var err error
 	if in.guarantees, err = r.decodeDemand(v.LookupPath(spec.Path("guarantees"))); err != nil {

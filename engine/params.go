@@ -119,6 +119,15 @@ func (r *run) choicesIn(v cue.Value) (vals []any, ok bool) {
 	if _, isDefault := v.Default(); isDefault {
 		return nil, false // Final would pick the default
 	}
+	if v.IsConcrete() {
+		// One value, read without exporting it (which costs as much as
+		// asking CUE).
+		if s, err := v.String(); err == nil {
+			vals = []any{s}
+		} else if b, err := v.Bool(); err == nil {
+			vals = []any{b}
+		}
+	}
 	var walk func(e ast.Expr) bool
 	walk = func(e ast.Expr) bool {
 		switch x := e.(type) {
@@ -140,9 +149,11 @@ func (r *run) choicesIn(v cue.Value) (vals []any, ok bool) {
 		}
 		return false
 	}
-	expr, isExpr := v.Syntax(cue.Final()).(ast.Expr)
-	if !isExpr || !walk(expr) || len(vals) == 0 {
-		return nil, false
+	if vals == nil {
+		expr, isExpr := v.Syntax(cue.Final()).(ast.Expr)
+		if !isExpr || !walk(expr) || len(vals) == 0 {
+			return nil, false
+		}
 	}
 	if v.Unify(r.ctx.Encode(vals[0])).Err() != nil {
 		return nil, false

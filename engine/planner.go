@@ -27,7 +27,9 @@ type run struct {
 	app     *spec.App
 	assumed map[string]*assumed
 	specs   map[string]cue.Value
-	params  map[string]cue.Value // protocol|class key -> paramsFor
+	// params holds paramsFor's values: under the protocol's name with
+	// the plan's inputs, under protocol|class key with a class's too.
+	params map[string]cue.Value
 	// sound marks the protocol|class keys for which some instance
 	// evaluated without error, so the inputs alone have none.
 	sound    map[string]bool
@@ -52,8 +54,10 @@ type run struct {
 }
 
 // Plan plans every class and computation of app.
-func (p *Planner) Plan(app *spec.App) *Plan {
-	r := &run{
+func (p *Planner) Plan(app *spec.App) *Plan { return p.newRun(app).plan() }
+
+func (p *Planner) newRun(app *spec.App) *run {
+	return &run{
 		Planner: p, ctx: p.l.Context(), app: app,
 		assumed:    map[string]*assumed{},
 		specs:      map[string]cue.Value{},
@@ -72,6 +76,10 @@ func (p *Planner) Plan(app *spec.App) *Plan {
 		ints:       map[string][]int64{},
 		bounds:     map[string]float64{},
 	}
+}
+
+func (r *run) plan() *Plan {
+	app := r.app
 	out := &Plan{App: app.Name, Group: app.Group, Classes: []ClassPlan{}}
 	// Theorems are evaluated in as few CUE evaluations as the order of
 	// planning allows, each rule on every situation known by then (see

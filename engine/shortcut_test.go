@@ -39,6 +39,14 @@ guarantees: {
 }
 cost: {rtt: 1, messages: params.n, copies: params.n}
 `,
+	"envreader": `name: "env-reader"
+layer: "channel"
+summary: "reads facts, one of them missing"
+provides: ["channel"]
+params: n: int & >=1 & <=env.count.keepers
+guarantees: {consistency: "causal", available: "always", types: ["log", "map"], durability: env.count.nosuchfact}
+cost: {rtt: 0, messages: params.n, copies: 0}
+`,
 	"negative": `name: "negative"
 layer: "channel"
 summary: "guarantees a negative durability for some classes"
@@ -50,9 +58,11 @@ cost: {rtt: 0, messages: params.n, copies: 0}
 }
 
 // Reading parameters from a spec's params alone (spec.Protocol.ParamsOnly)
-// is a shortcut: every plan, satisfiable or not, must be byte-identical to
-// the plan made from whole instances.
-func TestParamsOnlyShortcutKeepsPlans(t *testing.T) {
+// and filling an instance's env with the facts it reads only
+// (spec.Protocol.EnvPaths) are shortcuts: every plan, satisfiable or not,
+// must be byte-identical to the plan made from whole instances with every
+// fact.
+func TestShortcutsKeepPlans(t *testing.T) {
 	l, cat, _ := newPlanner(t)
 	ps := append([]*spec.Protocol(nil), cat.Protocols...)
 	for name, src := range oddSpecs {
@@ -73,6 +83,7 @@ func TestParamsOnlyShortcutKeepsPlans(t *testing.T) {
 	for _, p := range ps {
 		q := *p
 		q.ParamsOnly = cue.Value{}
+		q.EnvPaths, q.AllEnv = nil, true
 		whole = append(whole, &q)
 	}
 	without, err := l.NewCatalogue(whole...)

@@ -39,6 +39,12 @@ type Protocol struct {
 	// instances by these fields only.
 	ClassFields []string `json:"-"`
 	AllClass    bool     `json:"-"`
+	// EnvPaths are the paths into `env` the spec reads (env.count.keepers
+	// is ["count", "keepers"]); nil with AllEnv set when it reads `env`
+	// otherwise than through such paths. Every instance evaluates the
+	// env it is given again, so the planner gives it these paths only.
+	EnvPaths [][]string `json:"-"`
+	AllEnv   bool       `json:"-"`
 	// MayRequire lists every capability named in the spec's `requires`,
 	// whatever its conditions: a superset of what any instance requires,
 	// known without instantiating, so capabilities can be ordered cheaply.
@@ -158,6 +164,7 @@ func (l *Loader) LoadProtocol(name string, src []byte) (*Protocol, error) {
 		ds.Add("protocol.invalid", PosOf(v.LookupPath(Path("params"))), "%s: %v", name, err)
 	}
 	p.ClassFields, p.AllClass = classRefs(f)
+	p.EnvPaths, p.AllEnv = envRefs(f)
 	p.MayRequire = requiredCapabilities(f)
 	return p, ds.Err()
 }
@@ -486,6 +493,61 @@ func classRefs(f *ast.File) (fields []string, all bool) {
 	}
 	sort.Strings(fields)
 	return fields, all
+}
+
+// envRefs finds the paths into `env` a spec reads. A reference to `env`
+// other than at the start of a chain of selectors (env alone, an index, a
+// comprehension over it, a selector named env) reads it whole. A field
+// that shadows env only adds paths, which is safe.
+func envRefs(f *ast.File) (paths [][]string, all bool) {
+	seen := map[string][]string{}
+	ast.Walk(f, func(n ast.Node) bool {
+		switch x := n.(type) {
+		case *ast.SelectorExpr:
+			var path []string
+			var e ast.Expr = x
+			for {
+				sel, ok := e.(*ast.SelectorExpr)
+				if !ok {
+					break
+				}
+				name, _, err := ast.LabelName(sel.Sel)
+				if err != nil {
+					return true // a reference inside reads env whole
+				}
+				path = append([]string{name}, path...)
+				e = sel.X
+			}
+			if id, ok := e.(*ast.Ident); ok && id.Name == "env" {
+				seen[strings.Join(path, ".")] = path
+				return false
+			}
+		case *ast.Ident:
+			if x.Name == "env" {
+				all = true
+			}
+		case *ast.Field:
+			// The declaration `env: _` itself is not a read.
+			if id, ok := x.Label.(*ast.Ident); ok && id.Name == "env" {
+				if _, top := x.Value.(*ast.Ident); top {
+					return false
+				}
+			}
+		}
+		return true
+	}, nil)
+	if all {
+		return nil, true
+	}
+	keys := make([]string, 0, len(seen))
+	for k := range seen {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		paths = append(paths, seen[k])
+	}
+	return paths, false
 }
 
 // requiredCapabilities collects the string literals given as `capability`
