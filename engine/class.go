@@ -172,7 +172,11 @@ func (r *run) relax(req spec.Requirement) []Relaxation {
 	return out
 }
 
-// weakenings lists every requirement relax may try for req.
+// weakenings lists the requirements relax tries first for req: the
+// nearest level of weakening on each dimension. relax goes further only
+// on a dimension where none of these plans, which is rare, so the further
+// levels are evaluated when relax reaches them rather than in advance
+// (each situation evaluated costs the same, batched or not).
 func (r *run) weakenings(req spec.Requirement) []spec.Requirement {
 	var out []spec.Requirement
 	for _, dim := range r.l.DimensionOrder {
@@ -186,6 +190,7 @@ func (r *run) weakenings(req spec.Requirement) []spec.Requirement {
 					out = append(out, weaker)
 				}
 			}
+			break
 		}
 	}
 	return out

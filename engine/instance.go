@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -88,9 +89,83 @@ func (r *run) withEnv(p *spec.Protocol) cue.Value {
 	if v, ok := r.specs[p.Name]; ok {
 		return v
 	}
-	v := p.Instance.Unify(r.ctx.Encode(map[string]any{"env": r.app.FactsData, "eligible": r.assume(p).eligible}))
+	v := p.Instance.Unify(r.ctx.Encode(map[string]any{"env": r.envFor(p), "eligible": r.assume(p).eligible}))
 	r.specs[p.Name] = v
 	return v
+}
+
+// envFor returns the facts p reads (spec.Protocol.EnvPaths): every
+// instance evaluates the env it is given again, and a spec reads one or
+// two facts of a dozen. A path that leaves the facts keeps what it
+// reached, so an instance fails as it would with all of them.
+func (r *run) envFor(p *spec.Protocol) map[string]any {
+	if p.AllEnv {
+		return r.app.FactsData
+	}
+	t := pathTree{}
+	for _, path := range p.EnvPaths {
+		t.add(path)
+	}
+	return t.pick(r.app.FactsData)
+}
+
+// pathTree is a set of paths; a nil subtree ends a path, which takes the
+// value there whole.
+type pathTree map[string]pathTree
+
+func (t pathTree) add(path []string) {
+	if len(path) == 0 {
+		return
+	}
+	sub, seen := t[path[0]]
+	switch {
+	case seen && sub == nil:
+		// A prefix is taken whole already.
+	case len(path) == 1:
+		t[path[0]] = nil
+	default:
+		if sub == nil {
+			sub = pathTree{}
+			t[path[0]] = sub
+		}
+		sub.add(path[1:])
+	}
+}
+
+func (t pathTree) pick(data map[string]any) map[string]any {
+	out := make(map[string]any, len(t))
+	for k, sub := range t {
+		v, ok := data[k]
+		if !ok {
+			continue
+		}
+		if m, isMap := v.(map[string]any); isMap && sub != nil {
+			v = sub.pick(m)
+		}
+		out[k] = v
+	}
+	return out
+}
+
+// paramsFor returns p's params filled for cls from p.ParamsOnly, cached;
+// whole is true when p has no ParamsOnly and only a whole instance has
+// them.
+func (r *run) paramsFor(p *spec.Protocol, cls classInput) (params cue.Value, whole bool) {
+	if !p.ParamsOnly.Exists() {
+		return cue.Value{}, true
+	}
+	key := p.Name + "|" + cls.keyFor(p)
+	if v, ok := r.params[key]; ok {
+		return v, false
+	}
+	withEnv, ok := r.params[p.Name]
+	if !ok {
+		withEnv = p.ParamsOnly.Unify(r.ctx.Encode(map[string]any{"env": r.envFor(p), "eligible": r.assume(p).eligible}))
+		r.params[p.Name] = withEnv
+	}
+	v := withEnv.Unify(r.ctx.Encode(map[string]any{"class": cls.readBy(p)}))
+	r.params[key] = v
+	return v, false
 }
 
 // base fills a protocol's inputs for one class.
@@ -116,6 +191,8 @@ func (r *run) instantiate(p *spec.Protocol, cls classInput, params map[string]an
 	err := v.Err()
 	if err != nil {
 		err = r.schemaError(p, cls, params, err, cue.Value.Err)
+	} else {
+		r.sound[p.Name+"|"+cls.keyFor(p)] = true
 	}
 	ve := valErr{v, err}
 	r.values[key] = ve
@@ -201,9 +278,19 @@ func demandsKey(ds []demand) string {
 }
 
 func (r *run) solve(p *spec.Protocol, cls classInput, dems []demand) ([]*instance, string) {
-	base, err := r.base(p, cls)
-	if err != nil {
-		return nil, "its parameters cannot be satisfied: " + firstLine(err)
+	// The parameters' values are read from p's params alone where the
+	// spec allows (paramsFor), and p is evaluated whole for its inputs
+	// only if no instance comes out and none evaluated without error: a
+	// conflict in p's inputs is one in every instance too, since a CUE
+	// conflict stays one whatever is added, so an instance without error
+	// shows the inputs have none, and one with an error leaves the
+	// question to the evaluation of the inputs alone, as before.
+	base, whole := r.paramsFor(p, cls)
+	if whole {
+		var err error
+		if base, err = r.base(p, cls); err != nil {
+			return nil, "its parameters cannot be satisfied: " + firstLine(err)
+		}
 	}
 	var choiceParams, intParams []spec.Param
 	for _, pa := range p.Params {
@@ -251,6 +338,11 @@ func (r *run) solve(p *spec.Protocol, cls classInput, dems []demand) ([]*instanc
 		return out[i].paramKey() < out[j].paramKey()
 	})
 	if len(out) == 0 {
+		if !whole && !r.sound[p.Name+"|"+cls.keyFor(p)] {
+			if _, err := r.base(p, cls); err != nil {
+				return nil, "its parameters cannot be satisfied: " + firstLine(err)
+			}
+		}
 		if r.failed[p.Name+"|"+cls.keyFor(p)] {
 			if err := r.schemaBaseError(p, cls); err != nil {
 				return nil, "its parameters cannot be satisfied: " + firstLine(err)
@@ -273,7 +365,17 @@ func (r *run) admits(p *spec.Protocol, cls classInput, base cue.Value, name stri
 	}
 	ok := true
 	if pv := base.LookupPath(cue.MakePath(cue.Str("params"), cue.Str(name))); pv.Exists() {
-		ok = pv.Unify(r.ctx.Encode(val)).Err() == nil
+		ck := p.Name + "|" + cls.keyFor(p) + "|" + name
+		c, seen := r.choices[ck]
+		if !seen {
+			c.vals, c.ok = r.choicesIn(pv)
+			r.choices[ck] = c
+		}
+		if c.ok {
+			ok = slices.Contains(c.vals, val)
+		} else {
+			ok = pv.Unify(r.ctx.Encode(val)).Err() == nil
+		}
 	}
 	r.admitted[key] = ok
 	return ok
@@ -282,21 +384,19 @@ func (r *run) admits(p *spec.Protocol, cls classInput, base cue.Value, name stri
 // feasibleInts lists, ascending, the values of an integer parameter that
 // satisfy its constraints given the parameters already chosen.
 func (r *run) feasibleInts(p *spec.Protocol, cls classInput, pa spec.Param, chosen map[string]any) []int64 {
+	params, whole := r.paramsFor(p, cls)
+	if !whole {
+		chosen = nil // the constraint reads the inputs only
+	}
 	key := p.Name + "|" + cls.keyFor(p) + "|" + demand(chosen).key() + "|" + pa.Name
 	if xs, ok := r.ints[key]; ok {
 		return xs
 	}
-	pv := r.instantiate(p, cls, chosen).v.LookupPath(cue.MakePath(cue.Str("params"), cue.Str(pa.Name)))
-	var xs []int64
-	for x := int64(0); x <= maxParamValue && len(xs) < maxIntTries; x++ {
-		if pv.Unify(r.ctx.Encode(x)).Validate() == nil {
-			xs = append(xs, x)
-		} else if len(xs) > 0 {
-			// CUE bounds on one parameter make an interval: past its top
-			// nothing more is feasible.
-			break
-		}
+	if whole {
+		params = r.instantiate(p, cls, chosen).v
 	}
+	pv := params.LookupPath(cue.MakePath(cue.Str("params"), cue.Str(pa.Name)))
+	xs := r.intsIn(pv)
 	if len(xs) == 0 {
 		r.failed[p.Name+"|"+cls.keyFor(p)] = true
 	}
@@ -393,9 +493,25 @@ func (r *run) finish(p *spec.Protocol, cls classInput, params map[string]any) (*
 	if err := concrete(v); err != nil {
 		return nil, r.schemaError(p, cls, params, err, concrete)
 	}
+	// The parts are read as Go data, decoded once for the checker and
+	// the planner both; data of an unexpected shape is read from the CUE
+	// value as before, which words the errors.
+	if parts, ok := decodeParts(v); ok {
+		if err := r.checker.CheckData(parts); err != nil {
+			return nil, r.schemaError(p, cls, params, err, concrete)
+		}
+		if in, ok := r.fromData(p, params, v, parts); ok {
+			return in, nil
+		}
+	}
 	if err := r.checker.Check(v); err != nil {
 		return nil, r.schemaError(p, cls, params, err, concrete)
 	}
+	return r.fromCUE(p, params, v)
+}
+
+// fromCUE reads p's instance from its CUE value, field by field.
+func (r *run) fromCUE(p *spec.Protocol, params map[string]any, v cue.Value) (*instance, error) {
 	in := &instance{proto: p, params: params, value: v, costParts: map[string]float64{}}
 	var err error
 	if in.guarantees, err = r.decodeDemand(v.LookupPath(spec.Path("guarantees"))); err != nil {

@@ -23,10 +23,16 @@ func New(l *spec.Loader, cat *spec.Catalogue) *Planner { return &Planner{l: l, c
 // Plan returns.
 type run struct {
 	*Planner
-	ctx      *cue.Context
-	app      *spec.App
-	assumed  map[string]*assumed
-	specs    map[string]cue.Value
+	ctx     *cue.Context
+	app     *spec.App
+	assumed map[string]*assumed
+	specs   map[string]cue.Value
+	// params holds paramsFor's values: under the protocol's name with
+	// the plan's inputs, under protocol|class key with a class's too.
+	params map[string]cue.Value
+	// sound marks the protocol|class keys for which some instance
+	// evaluated without error, so the inputs alone have none.
+	sound    map[string]bool
 	checker  *spec.InstanceChecker
 	cands    map[string]candResult
 	rules    map[string]ruleResult
@@ -40,16 +46,23 @@ type run struct {
 	schemaBase map[string]error
 	// admitted caches admits: protocol|class key|param=value.
 	admitted map[string]bool
-	ints     map[string][]int64
-	bounds   map[string]float64
+	// choices caches the values read off a choice parameter's constraint
+	// (choicesIn): protocol|class key|param.
+	choices map[string]readChoices
+	ints    map[string][]int64
+	bounds  map[string]float64
 }
 
 // Plan plans every class and computation of app.
-func (p *Planner) Plan(app *spec.App) *Plan {
-	r := &run{
+func (p *Planner) Plan(app *spec.App) *Plan { return p.newRun(app).plan() }
+
+func (p *Planner) newRun(app *spec.App) *run {
+	return &run{
 		Planner: p, ctx: p.l.Context(), app: app,
 		assumed:    map[string]*assumed{},
 		specs:      map[string]cue.Value{},
+		params:     map[string]cue.Value{},
+		sound:      map[string]bool{},
 		checker:    p.l.NewInstanceChecker(),
 		cands:      map[string]candResult{},
 		rules:      map[string]ruleResult{},
@@ -59,9 +72,14 @@ func (p *Planner) Plan(app *spec.App) *Plan {
 		failed:     map[string]bool{},
 		schemaBase: map[string]error{},
 		admitted:   map[string]bool{},
+		choices:    map[string]readChoices{},
 		ints:       map[string][]int64{},
 		bounds:     map[string]float64{},
 	}
+}
+
+func (r *run) plan() *Plan {
+	app := r.app
 	out := &Plan{App: app.Name, Group: app.Group, Classes: []ClassPlan{}}
 	// Theorems are evaluated in as few CUE evaluations as the order of
 	// planning allows, each rule on every situation known by then (see

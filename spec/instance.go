@@ -205,6 +205,42 @@ func (c *InstanceChecker) Check(v cue.Value) error {
 	return c.piece("cost", s.cost, v.LookupPath(cue.MakePath(cue.Str("cost"))))
 }
 
+// CheckData is Check on an instance's parts already decoded to Go data
+// (cue.Value.Decode): parts maps "guarantees", "requires" and "cost" to
+// their data, a part the spec leaves out being absent. A planner that
+// reads the parts as data anyway decodes them once instead of twice. The
+// pieces and their results are shared with Check.
+func (c *InstanceChecker) CheckData(parts map[string]any) error {
+	s := c.l.check
+	if g, has := parts["guarantees"]; !has || s.guarantee == nil {
+		if err := c.pieceData("guarantees", s.guarantees, g, has); err != nil {
+			return err
+		}
+	} else if err := c.fields(s.guarantee, g); err != nil {
+		return err
+	}
+	rq, has := parts["requires"]
+	if list, isList := rq.([]any); has && isList && s.byElement {
+		for _, e := range list {
+			if err := c.requirementData(e); err != nil {
+				return err
+			}
+		}
+	} else if err := c.pieceData("requires", s.requires, rq, has); err != nil {
+		return err
+	}
+	cost, has := parts["cost"]
+	return c.pieceData("cost", s.cost, cost, has)
+}
+
+// pieceData is piece on data; has is false for a part left out.
+func (c *InstanceChecker) pieceData(name string, schema cue.Value, x any, has bool) error {
+	if !has {
+		return c.check(name+"=none", func() error { return schema.Validate(cue.Concrete(true)) })
+	}
+	return c.data(name, schema, x)
+}
+
 func (c *InstanceChecker) guarantees(v cue.Value) error {
 	s := c.l.check
 	if s.guarantee == nil || !v.Exists() {
@@ -219,11 +255,16 @@ func (c *InstanceChecker) guarantees(v cue.Value) error {
 
 // requirement checks one element of requires.
 func (c *InstanceChecker) requirement(v cue.Value) error {
-	s := c.l.check
 	var x any
 	if err := v.Decode(&x); err != nil {
 		return err
 	}
+	return c.requirementData(x)
+}
+
+// requirementData checks one element of requires, decoded.
+func (c *InstanceChecker) requirementData(x any) error {
+	s := c.l.check
 	m, ok := x.(map[string]any)
 	if g, has := m["guarantees"]; ok && has && s.reqDemand != nil {
 		if _, ok := g.(map[string]any); ok {

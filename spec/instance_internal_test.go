@@ -1,6 +1,7 @@
 package spec
 
 import (
+	"strings"
 	"testing"
 
 	"cuelang.org/go/cue"
@@ -76,6 +77,43 @@ func TestInstanceFile(t *testing.T) {
 		w, i := PosOf(p.Written.LookupPath(Path("guarantees.durability"))), PosOf(p.Instance.LookupPath(Path("guarantees.durability")))
 		if w != i || !w.IsValid() {
 			t.Errorf("%s: guarantees.durability at %v in the instance, %v as written", c.name, i, w)
+		}
+	}
+}
+
+// A spec's env reads are the selector paths from env; any other use of
+// env reads it whole.
+func TestEnvRefs(t *testing.T) {
+	cases := []struct {
+		src  string
+		want string // paths joined by ",", or "all"
+	}{
+		{`a: env.count.keepers`, "count.keepers"},
+		{`a: env.count.keepers + env.failures`, "count.keepers,failures"},
+		{`a: env.count, b: env.count.total`, "count,count.total"},
+		{`a: 1`, ""},
+		{`a: env`, "all"},
+		{`a: env["count"]`, "all"},
+		{`a: [for k, v in env {k}]`, "all"},
+		{`a: x.env, x: {env: 1}`, "all"},
+		{`env: {count: total: >0}`, "all"},
+	}
+	for _, c := range cases {
+		f, err := parser.ParseFile("x.cue", c.src+"\n"+inputs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		paths, all := envRefs(f)
+		var got []string
+		for _, p := range paths {
+			got = append(got, strings.Join(p, "."))
+		}
+		s := strings.Join(got, ",")
+		if all {
+			s = "all"
+		}
+		if s != c.want {
+			t.Errorf("envRefs(%s) = %q, want %q", c.src, s, c.want)
 		}
 	}
 }

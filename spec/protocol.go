@@ -11,6 +11,7 @@ import (
 	"cuelang.org/go/cue"
 	"cuelang.org/go/cue/ast"
 	"cuelang.org/go/cue/parser"
+	"cuelang.org/go/cue/token"
 	"github.com/rime-dev/rime/diag"
 )
 
@@ -38,6 +39,12 @@ type Protocol struct {
 	// instances by these fields only.
 	ClassFields []string `json:"-"`
 	AllClass    bool     `json:"-"`
+	// EnvPaths are the paths into `env` the spec reads (env.count.keepers
+	// is ["count", "keepers"]); nil with AllEnv set when it reads `env`
+	// otherwise than through such paths. Every instance evaluates the
+	// env it is given again, so the planner gives it these paths only.
+	EnvPaths [][]string `json:"-"`
+	AllEnv   bool       `json:"-"`
 	// MayRequire lists every capability named in the spec's `requires`,
 	// whatever its conditions: a superset of what any instance requires,
 	// known without instantiating, so capabilities can be ordered cheaply.
@@ -54,6 +61,13 @@ type Protocol struct {
 	// fields that describe the protocol rather than compute its instances
 	// (see instanceFile), or Written itself.
 	Instance cue.Value `json:"-"`
+	// ParamsOnly, when it exists, is the spec's params alone with the
+	// inputs (see paramsFile): every parameter's constraint reads the
+	// inputs only, so filled with one class's inputs it is exactly the
+	// params of any instance for that class, at a fraction of an
+	// instance's evaluation. The planner reads which values the
+	// parameters admit from it.
+	ParamsOnly cue.Value `json:"-"`
 }
 
 // PosOf returns where path (e.g. "guarantees.durability") is written in
@@ -111,6 +125,9 @@ func (l *Loader) LoadProtocol(name string, src []byte) (*Protocol, error) {
 	if inst, ok := l.instanceFile(name, buf, f); ok {
 		p.Instance = inst
 	}
+	if params, ok := l.paramsFile(name, buf, f); ok {
+		p.ParamsOnly = params
+	}
 	var ds diag.Diagnostics
 	str := func(field string, dst *string, required bool) {
 		fv := v.LookupPath(Path(field))
@@ -147,6 +164,7 @@ func (l *Loader) LoadProtocol(name string, src []byte) (*Protocol, error) {
 		ds.Add("protocol.invalid", PosOf(v.LookupPath(Path("params"))), "%s: %v", name, err)
 	}
 	p.ClassFields, p.AllClass = classRefs(f)
+	p.EnvPaths, p.AllEnv = envRefs(f)
 	p.MayRequire = requiredCapabilities(f)
 	return p, ds.Err()
 }
@@ -226,6 +244,108 @@ func (l *Loader) instanceFile(name string, src []byte, f *ast.File) (cue.Value, 
 	}
 	v := l.ctx.BuildFile(g, cue.Scope(l.schema))
 	return v, v.Err() == nil
+}
+
+// paramsFile compiles the spec's params and inputs alone. It does so only
+// when the spec is written as plain top-level fields (a comprehension or
+// an embedding could add to params, or fail whatever the parameters) and
+// every parameter's constraint refers to nothing but the inputs (class,
+// env, eligible) and CUE's predeclared names: then no other field, and no
+// other parameter's value, can change which values a parameter admits.
+// Like instanceFile, it blanks the other fields out in place.
+func (l *Loader) paramsFile(name string, src []byte, f *ast.File) (cue.Value, bool) {
+	out := append([]byte(nil), src...)
+	found := false
+	for _, d := range f.Decls {
+		fd, ok := d.(*ast.Field)
+		if !ok {
+			if _, imp := d.(*ast.ImportDecl); imp || isComment(d) {
+				continue
+			}
+			return cue.Value{}, false
+		}
+		n, isIdent, err := ast.LabelName(fd.Label)
+		if err != nil || !isIdent || fd.Constraint != token.ILLEGAL {
+			return cue.Value{}, false
+		}
+		switch n {
+		case "params":
+			if !readsInputsOnly(fd.Value) {
+				return cue.Value{}, false
+			}
+			found = true
+			continue
+		case "class", "env", "eligible":
+			continue
+		}
+		for i := fd.Pos().Offset(); i < fd.End().Offset(); i++ {
+			if out[i] != '\n' {
+				out[i] = ' '
+			}
+		}
+	}
+	if !found {
+		return cue.Value{}, false
+	}
+	g, err := parser.ParseFile(name, out, parser.ParseComments)
+	if err != nil {
+		return cue.Value{}, false
+	}
+	v := l.ctx.BuildFile(g, cue.Scope(l.schema))
+	return v, v.Err() == nil
+}
+
+// predeclared are the names a parameter's constraint may refer to besides
+// the inputs: CUE's types and builtin functions.
+var predeclared = map[string]bool{
+	"_": true, "int": true, "uint": true, "number": true, "float": true, "string": true, "bytes": true,
+	"bool": true, "null": true, "div": true, "mod": true, "quo": true, "rem": true, "len": true,
+	"close": true, "and": true, "or": true,
+}
+
+// readsInputsOnly reports whether params, as written, refers to nothing
+// but the inputs and predeclared names, declares only plain fields, and
+// declares no field that would shadow one of those names.
+func readsInputsOnly(x ast.Expr) bool {
+	ok := true
+	var walk func(n ast.Node)
+	walk = func(n ast.Node) {
+		ast.Walk(n, func(n ast.Node) bool {
+			if !ok {
+				return false
+			}
+			switch x := n.(type) {
+			case *ast.Ident:
+				switch {
+				case x.Name == "class", x.Name == "env", x.Name == "eligible", predeclared[x.Name]:
+				default:
+					ok = false
+				}
+			case *ast.SelectorExpr:
+				walk(x.X) // the selected name is no reference
+				return false
+			case *ast.Field:
+				n, isIdent, err := ast.LabelName(x.Label)
+				if err != nil || !isIdent || n == "class" || n == "env" || n == "eligible" || predeclared[n] {
+					ok = false
+					return false
+				}
+				walk(x.Value) // the label is no reference
+				return false
+			case *ast.StructLit:
+				for _, d := range x.Elts {
+					if _, isField := d.(*ast.Field); !isField {
+						ok = false // a let, an embedding, a comprehension
+					}
+				}
+			case *ast.Comprehension, *ast.LetClause, *ast.Alias, *ast.ForClause:
+				ok = false
+			}
+			return ok
+		}, nil)
+	}
+	walk(x)
+	return ok
 }
 
 func isComment(d ast.Decl) bool {
@@ -373,6 +493,61 @@ func classRefs(f *ast.File) (fields []string, all bool) {
 	}
 	sort.Strings(fields)
 	return fields, all
+}
+
+// envRefs finds the paths into `env` a spec reads. A reference to `env`
+// other than at the start of a chain of selectors (env alone, an index, a
+// comprehension over it, a selector named env) reads it whole. A field
+// that shadows env only adds paths, which is safe.
+func envRefs(f *ast.File) (paths [][]string, all bool) {
+	seen := map[string][]string{}
+	ast.Walk(f, func(n ast.Node) bool {
+		switch x := n.(type) {
+		case *ast.SelectorExpr:
+			var path []string
+			var e ast.Expr = x
+			for {
+				sel, ok := e.(*ast.SelectorExpr)
+				if !ok {
+					break
+				}
+				name, _, err := ast.LabelName(sel.Sel)
+				if err != nil {
+					return true // a reference inside reads env whole
+				}
+				path = append([]string{name}, path...)
+				e = sel.X
+			}
+			if id, ok := e.(*ast.Ident); ok && id.Name == "env" {
+				seen[strings.Join(path, ".")] = path
+				return false
+			}
+		case *ast.Ident:
+			if x.Name == "env" {
+				all = true
+			}
+		case *ast.Field:
+			// The declaration `env: _` itself is not a read.
+			if id, ok := x.Label.(*ast.Ident); ok && id.Name == "env" {
+				if _, top := x.Value.(*ast.Ident); top {
+					return false
+				}
+			}
+		}
+		return true
+	}, nil)
+	if all {
+		return nil, true
+	}
+	keys := make([]string, 0, len(seen))
+	for k := range seen {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		paths = append(paths, seen[k])
+	}
+	return paths, false
 }
 
 // requiredCapabilities collects the string literals given as `capability`
