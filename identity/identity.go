@@ -47,6 +47,15 @@ func IDOf(pub ed25519.PublicKey) string {
 	return "n" + idEncoding.EncodeToString(sum[:10])
 }
 
+// IsID reports whether s has the shape of a node ID (as IDOf writes it).
+func IsID(s string) bool {
+	if len(s) != 17 || s[0] != 'n' {
+		return false
+	}
+	b, err := idEncoding.DecodeString(s[1:])
+	return err == nil && len(b) == 10
+}
+
 // ID is the node's ID: IDOf its public key.
 func (id *Identity) ID() string { return IDOf(id.Public()) }
 

@@ -216,3 +216,18 @@ func FuzzParseKey(f *testing.F) {
 		}
 	})
 }
+
+func TestIsID(t *testing.T) {
+	id, err := Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !IsID(id.ID()) {
+		t.Fatalf("IsID(%q) = false", id.ID())
+	}
+	for _, s := range []string{"", "n", "10.0.0.2", "10.0.0.2:7946", "x" + id.ID()[1:], id.ID() + "a", strings.ToUpper(id.ID())} {
+		if IsID(s) {
+			t.Errorf("IsID(%q) = true", s)
+		}
+	}
+}

@@ -29,6 +29,17 @@ type Transport interface {
 	Endpoint() network.Endpoint
 }
 
+// Resolver is implemented by transports whose addresses are not the
+// nodes' IP addresses (hub-relay names a node by its ID). Resolve maps an
+// entry of Node.Join (an address, or a node ID) to the address this
+// transport reaches that node at; false if it cannot reach it (an
+// address of another transport). Membership layers resolve their join
+// entries through it; with a transport that is not a Resolver, join
+// entries that are node IDs are left out.
+type Resolver interface {
+	Resolve(join string) (addr string, ok bool)
+}
+
 // MemberState is what failure detection believes of a member.
 type MemberState int
 

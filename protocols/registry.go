@@ -54,8 +54,8 @@ type Node struct {
 	// Bootstrap: this node starts the group's shards rather than joining
 	// them (the first node of a group; see package node).
 	Bootstrap bool
-	// Join are addresses of nodes already in the group (empty for the
-	// first node).
+	// Join are addresses or IDs of nodes already in the group (empty for
+	// the first node); see Resolver for what an ID joins through.
 	Join []string
 }
 

@@ -245,7 +245,7 @@ func runNode(ctx context.Context, o nodeOptions, out, errOut io.Writer) error {
 		Classes: classes, Logger: logger,
 	}
 	if nh != nil {
-		ncfg.Keys = nh.keys
+		ncfg.Keys, ncfg.Relayer = nh.keys, nh.client.Relayer()
 	}
 	n, err := node.Start(ctx, ncfg)
 	if err != nil {

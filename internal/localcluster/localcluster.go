@@ -137,7 +137,9 @@ func (c *Cluster) Start(ctx context.Context) error {
 	errs := make([]error, len(c.nodes))
 	for i := 1; i < len(c.nodes); i++ {
 		wg.Add(1)
-		go func() { defer wg.Done(); errs[i] = c.start(ctx, i, []string{c.nodes[0].Addr()}) }()
+		// The first node's address, and its ID for transports that name
+		// nodes by ID (hub-relay: see protocols.Resolver).
+		go func() { defer wg.Done(); errs[i] = c.start(ctx, i, []string{c.nodes[0].Addr(), c.nodes[0].ID()}) }()
 	}
 	wg.Wait()
 	return errors.Join(errs...)
@@ -154,7 +156,7 @@ func (c *Cluster) start(ctx context.Context, i int, join []string) error {
 		Classes: c.cfg.Classes, Registry: c.cfg.Registry, Logger: c.cfg.Logger,
 	}
 	if c.hub != nil {
-		ncfg.Keys = c.hub.keys[i]
+		ncfg.Keys, ncfg.Relayer = c.hub.keys[i], c.hub.clients[i].Relayer()
 	}
 	n, err := node.Start(ctx, ncfg)
 	if err != nil {

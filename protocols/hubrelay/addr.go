@@ -95,3 +95,15 @@ func newNetAddr(id string) (netAddr, error) {
 }
 
 var _ net.Addr = netAddr{}
+
+// Resolve maps a join entry to this transport's address of the node: a
+// node ID or a hub-relay address names a node the relay reaches; any
+// other address is another transport's (protocols.Resolver).
+func (t *Transport) Resolve(join string) (string, bool) {
+	id, err := NodeID(join)
+	if err != nil {
+		return "", false
+	}
+	addr, err := Addr(id)
+	return addr, err == nil
+}

@@ -38,9 +38,10 @@ type Transport struct {
 	mu     sync.Mutex
 	ec     endpointConfig
 	relays int
-	prov   bool
-	ep     *endpoint
-	closed bool
+	prov    bool
+	ep      *endpoint
+	started bool
+	closed  bool
 }
 
 // New returns an unprovisioned transport with configuration c (copied).
@@ -138,16 +139,16 @@ func (t *Transport) Start(ctx context.Context) error {
 		t.mu.Unlock()
 		return fmt.Errorf("hub-relay: start: %w", protocols.ErrClosed)
 	}
-	if t.ep != nil {
+	if t.started {
 		t.mu.Unlock()
 		return errors.New("hub-relay: started twice")
 	}
-	ep, err := newEndpoint(t.ec)
+	ep, err := t.endpointLocked()
 	if err != nil {
 		t.mu.Unlock()
 		return err
 	}
-	t.ep = ep
+	t.started = true
 	t.mu.Unlock()
 	if err := ep.start(ctx); err != nil {
 		ep.Close()
@@ -169,14 +170,35 @@ func (t *Transport) Close() error {
 	return nil
 }
 
-// Endpoint is the relay endpoint; nil before Start.
+// Endpoint is the relay endpoint.
+//
+// The layers above take it when they are provisioned, before Start, so it
+// exists from Provision on (nothing of it is observable before Start:
+// it is built, not attached); nil only before Provision or if it cannot
+// be built (Validate then says why).
 func (t *Transport) Endpoint() network.Endpoint {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.ep == nil {
+	if !t.prov || t.closed {
 		return nil
 	}
-	return t.ep
+	ep, err := t.endpointLocked()
+	if err != nil {
+		return nil
+	}
+	return ep
+}
+
+// endpointLocked builds the endpoint once.
+func (t *Transport) endpointLocked() (*endpoint, error) {
+	if t.ep == nil {
+		ep, err := newEndpoint(t.ec)
+		if err != nil {
+			return nil, err
+		}
+		t.ep = ep
+	}
+	return t.ep, nil
 }
 
 // Stats counts what the transport did.

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
+	"github.com/rime-dev/rime/identity"
 	"github.com/rime-dev/rime/protocols"
 )
 
@@ -206,6 +207,9 @@ func (s *Swim) validate() error {
 		return fmt.Errorf("swim: %w", err)
 	}
 	for _, a := range s.joins {
+		if identity.IsID(a) {
+			continue // resolved by the transport (joinAddrs)
+		}
 		// memberlist resolves a host name itself, with DNS outside rime's
 		// Network; only addresses keep every byte on the Network.
 		if _, _, err := splitAddr(a); err != nil {
@@ -213,6 +217,25 @@ func (s *Swim) validate() error {
 		}
 	}
 	return nil
+}
+
+// joinAddrs are the join entries as the transport below addresses them:
+// resolved by a protocols.Resolver, or, without one, the entries that
+// are addresses (node IDs need a transport that resolves them).
+func (s *Swim) joinAddrs() []string {
+	r, resolves := s.below.(protocols.Resolver)
+	var out []string
+	for _, a := range s.joins {
+		switch {
+		case resolves:
+			if addr, ok := r.Resolve(a); ok {
+				out = append(out, addr)
+			}
+		case !identity.IsID(a):
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // Start creates the memberlist on the Transport's endpoint and joins the
@@ -345,7 +368,7 @@ func (s *Swim) memberlistConfig(tr memberlist.NodeAwareTransport) *memberlist.Co
 // own, retrying with backoff until one answers, ctx ends or Close.
 func (s *Swim) join(ctx context.Context, ml *memberlist.Memberlist) error {
 	var addrs []string
-	for _, a := range s.joins {
+	for _, a := range s.joinAddrs() {
 		if a != s.addr {
 			addrs = append(addrs, a)
 		}
