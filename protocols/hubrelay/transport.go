@@ -35,9 +35,9 @@ type Transport struct {
 	cfg     Config
 	changes *changes
 
-	mu     sync.Mutex
-	ec     endpointConfig
-	relays int
+	mu      sync.Mutex
+	ec      endpointConfig
+	relays  int
 	prov    bool
 	ep      *endpoint
 	started bool
