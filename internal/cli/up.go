@@ -68,8 +68,9 @@ updates and their rate. Ctrl-C stops everything cleanly.
 Classes whose stack needs a protocol this build does not implement yet
 are listed and left out; --class picks classes explicitly.
 
-Nodes take the app's node classes in the order app.cue declares them, up
-to each class's count.
+Nodes take the app's node classes, the always-connected ones first (they
+host consensus replicas), each up to its count, in the order app.cue
+declares them.
 
 A hub is embedded too (--hub replicas, 1 by default; 0 for none): the
 nodes register with it, the first creates the app's group and invites
@@ -174,18 +175,36 @@ func classPlanOf(p *engine.Plan, name string) (engine.ClassPlan, bool) {
 	return engine.ClassPlan{}, false
 }
 
-// nodeClasses gives n nodes their node classes, in declaration order up
-// to each class's count, then round again if n exceeds them all.
+// nodeClasses gives n nodes their node classes: the always-connected
+// classes first (the infrastructure: consensus replicas are placed on
+// them, so a few nodes must include them), then the others, each in
+// declaration order up to its count, then round again if n exceeds them
+// all.
 func nodeClasses(app *spec.App, n int) []string {
+	ordered := slices.Clone(app.Env.Nodes)
+	slices.SortStableFunc(ordered, func(a, b spec.NodeClass) int {
+		return cmpBool(b.Connectivity == "always", a.Connectivity == "always")
+	})
 	var out []string
 	for len(out) < n {
-		for _, nc := range app.Env.Nodes {
+		for _, nc := range ordered {
 			for i := 0; i < max(nc.Count, 1) && len(out) < n; i++ {
 				out = append(out, nc.Name)
 			}
 		}
 	}
 	return out
+}
+
+// cmpBool orders true before false when used as cmp(b, a).
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }
 
 func runUp(ctx context.Context, dir string, o upOptions, out, errOut io.Writer) error {
