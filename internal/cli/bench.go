@@ -3,12 +3,10 @@ package cli
 import (
 	"context"
 	"fmt"
-	"github.com/rime-dev/rime/verify"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -105,8 +103,15 @@ func runBench(ctx context.Context, o benchOptions, out, errOut io.Writer) error 
 	}
 	// The workload counts an update delivered when its bytes arrive in
 	// every node's stream, which is a total-order channel's contract.
-	if err := verify.Supported(p, o.class); err != nil {
-		return &exitError{ExitUnsatisfiable, fmt.Errorf("rime bench: %v", strings.Replace(err.Error(), "verify's workload", "the benchmark", 1))}
+	cp, _ := classPlanOf(p, o.class)
+	g, err := cp.DataGuarantees()
+	if err != nil {
+		return &exitError{ExitUnsatisfiable, fmt.Errorf("rime bench: %w", err)}
+	}
+	switch g.Consistency {
+	case "linearizable", "sequential", "strict-serializable":
+	default:
+		return &exitError{ExitUnsatisfiable, fmt.Errorf("rime bench: class %s is %s: the benchmark drives total-order channels only (its load counts an update delivered once it is in every node's one stream); for the convergent stacks see go test ./bench -bench 'Convergent|CRDT'", o.class, g.Consistency)}
 	}
 	// Progress and status go to stdout as text, to stderr with json, so
 	// that stdout is exactly the result.

@@ -78,7 +78,9 @@ func TestVerifyAvailableClassIsNotLinearizable(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a cluster under faults")
 	}
-	out, code := runMainCode(t, "verify", "../../examples/collabdoc", "--class", "cursors", "--check", "linearizable", "--duration", "2s", "--seed", "2", "--format", "json", "--html", t.TempDir())
+	// Whether one schedule's reads straddle a partition depends on timing
+	// as well as the seed; three schedules make a miss very unlikely.
+	out, code := runMainCode(t, "verify", "../../examples/collabdoc", "--class", "cursors", "--check", "linearizable", "--duration", "2s", "--seed", "1", "--schedules", "3", "--format", "json", "--html", t.TempDir())
 	var got struct {
 		Classes []struct {
 			OK         bool `json:"ok"`
@@ -95,7 +97,7 @@ func TestVerifyAvailableClassIsNotLinearizable(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, out)
 	}
 	v := got.Classes[0].Violations[0]
-	if v.Check != "linearizable" || v.Seed != 2 || v.History == "" {
+	if v.Check != "linearizable" || v.Seed < 1 || v.Seed > 3 || v.History == "" {
 		t.Fatalf("violation %+v", v)
 	}
 	if _, err := os.Stat(v.History); err != nil {
