@@ -19,6 +19,7 @@ import (
 
 	"github.com/rime-dev/rime/engine"
 	"github.com/rime-dev/rime/examples/collabdoc"
+	"github.com/rime-dev/rime/examples/teamchat"
 	"github.com/rime-dev/rime/hub"
 	"github.com/rime-dev/rime/internal/localcluster"
 	"github.com/rime-dev/rime/node"
@@ -39,6 +40,13 @@ var exampleApps = map[string]struct {
 			ns[i] = n
 		}
 		return collabdoc.Run(ctx, ns, 50*time.Millisecond, out)
+	}},
+	"teamchat": {teamchat.Messages, func(ctx context.Context, nodes []*node.Node, out io.Writer) error {
+		ns := make([]teamchat.Node, len(nodes))
+		for i, n := range nodes {
+			ns[i] = n
+		}
+		return teamchat.Run(ctx, ns, 200*time.Millisecond, out)
 	}},
 }
 
