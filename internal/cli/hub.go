@@ -198,20 +198,11 @@ func withHubClient(ctx context.Context, o hubOptions, f func(context.Context, *h
 	if err != nil {
 		return err
 	}
-	nw, err := tlsnet.New(tlsnet.Config{Identity: ident})
+	c, done, err := dialHub(ident, []string{addr}, nil)
 	if err != nil {
-		return &exitError{ExitFailure, err}
+		return err
 	}
-	ep, err := nw.Listen("127.0.0.1:0")
-	if err != nil {
-		return &exitError{ExitFailure, err}
-	}
-	defer ep.Close()
-	c, err := hub.NewClient(hub.ClientConfig{Identity: ident, Endpoint: ep, Hubs: []string{addr}})
-	if err != nil {
-		return &exitError{ExitFailure, err}
-	}
-	defer c.Close()
+	defer done()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := f(ctx, c); err != nil {
@@ -287,4 +278,22 @@ func runHub(ctx context.Context, o hubOptions, out, errOut io.Writer) error {
 	}
 	<-ctx.Done()
 	return nil
+}
+
+// dialHub is a hub client for ident over an endpoint of its own (on
+// loopback: it only dials out); done closes both.
+func dialHub(ident *identity.Identity, addrs []string, logger *slog.Logger) (c *hub.Client, done func(), err error) {
+	nw, err := tlsnet.New(tlsnet.Config{Identity: ident, Logger: logger})
+	if err != nil {
+		return nil, nil, &exitError{ExitFailure, err}
+	}
+	ep, err := nw.Listen("127.0.0.1:0")
+	if err != nil {
+		return nil, nil, &exitError{ExitFailure, err}
+	}
+	if c, err = hub.NewClient(hub.ClientConfig{Identity: ident, Endpoint: ep, Hubs: addrs, Timeout: 30 * time.Second}); err != nil {
+		ep.Close()
+		return nil, nil, &exitError{ExitFailure, err}
+	}
+	return c, func() { c.Close(); ep.Close() }, nil
 }

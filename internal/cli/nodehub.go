@@ -13,16 +13,14 @@ import (
 
 	"github.com/rime-dev/rime/hub"
 	"github.com/rime-dev/rime/identity"
-	"github.com/rime-dev/rime/network"
-	"github.com/rime-dev/rime/network/tlsnet"
 )
 
 // nodeHub is a node's link to its group's hub: the client (over an
 // endpoint of its own, for outbound connections only) and the watch of
 // the group that decides whom the node's TLS admits.
 type nodeHub struct {
-	ep     network.Endpoint
 	client *hub.Client
+	done   func() // closes the client and its endpoint
 	watch  *hub.GroupWatch
 	keys   *hub.Keys // the group's epoch keys, for e2e-encryption
 	reg    hub.RegisterArgs
@@ -36,19 +34,11 @@ func joinHub(ctx context.Context, ident *identity.Identity, addrs []string, grou
 	// node's key and TLS encrypts the link, but a node that must not
 	// trust the network path to its hub should reach it over one it
 	// trusts (not yet: pinning the replicas' keys).
-	nw, err := tlsnet.New(tlsnet.Config{Identity: ident, Logger: logger})
+	c, done, err := dialHub(ident, addrs, logger)
 	if err != nil {
-		return nil, &exitError{ExitFailure, err}
+		return nil, err
 	}
-	ep, err := nw.Listen("127.0.0.1:0")
-	if err != nil {
-		return nil, &exitError{ExitFailure, err}
-	}
-	h := &nodeHub{ep: ep, reg: reg, group: group}
-	if h.client, err = hub.NewClient(hub.ClientConfig{Identity: ident, Endpoint: ep, Hubs: addrs, Timeout: 30 * time.Second}); err != nil {
-		ep.Close()
-		return nil, &exitError{ExitFailure, err}
-	}
+	h := &nodeHub{client: c, done: done, reg: reg, group: group}
 	how, err := hub.Enroll(ctx, h.client, group, reg, create)
 	if err != nil {
 		h.close()
@@ -90,8 +80,7 @@ func (h *nodeHub) close() {
 	if h.watch != nil {
 		h.watch.Close()
 	}
-	h.client.Close()
-	h.ep.Close()
+	h.done()
 }
 
 // newNodeInvite is `rime node invite`: a member invites a node's key to
@@ -121,20 +110,11 @@ machine, or the one its refused start printed.`,
 			if err != nil {
 				return &exitError{ExitFailure, err}
 			}
-			nw, err := tlsnet.New(tlsnet.Config{Identity: ident})
+			c, done, err := dialHub(ident, hubs, nil)
 			if err != nil {
-				return &exitError{ExitFailure, err}
+				return err
 			}
-			ep, err := nw.Listen("127.0.0.1:0")
-			if err != nil {
-				return &exitError{ExitFailure, err}
-			}
-			defer ep.Close()
-			c, err := hub.NewClient(hub.ClientConfig{Identity: ident, Endpoint: ep, Hubs: hubs})
-			if err != nil {
-				return &exitError{ExitFailure, err}
-			}
-			defer c.Close()
+			defer done()
 			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
 			defer cancel()
 			d, err := c.Invite(ctx, group, pub)
