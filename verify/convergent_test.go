@@ -158,6 +158,10 @@ func TestCausalLogKeepsCausalOrder(t *testing.T) {
 // after the batch's own broadcasts, and numbered its feed past every
 // Seq of an earlier start: seeds 1-5 of make verify-long each showed an
 // update held without one of its causes ("c5-423" without "c5-422").
+// Not all of it is fixed: a 5-schedule run of collabdoc's comments still
+// shows a few inversions on seed 4, most likely the gap the
+// crdt-replication doc names (an update persisted by a node that crashed
+// before broadcasting it travels by anti-entropy only).
 func TestCausalLogWithCopiesKeepsCausalOrder(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs a cluster under faults")
