@@ -10,11 +10,13 @@
 //     mutator: pure (the time is the command's, decisions are in the
 //     command), so replicas applying one log hold one state, and its
 //     snapshot (JSON with sorted keys) is byte-identical across them.
+//
 //  2. Request (request.go) is a signed request: ed25519 over a canonical,
 //     length-prefixed encoding of op, signer, key, nonce, time and body.
 //     Apply verifies the signature again, refuses a request outside the
 //     replay window of the hub's clock (ReplayWindow) and a nonce already
 //     used by the signer; nonces are forgotten only once they are stale.
+//
 //  3. Authorizer (authorizer.go) takes every trust decision (join,
 //     invite, place; read, offload and relay are answered without the
 //     log). The leader decides before proposing and the command carries
@@ -22,6 +24,7 @@
 //     command (ErrConflict, the client retries) if the state no longer
 //     gives the same Input. Builtin is the default until package policy
 //     (OPA) is merged; AllowAll is for benchmarks.
+//
 //  4. Replica (replica.go) runs the state machine in a dragonboat shard
 //     over rime's network.Network (protocols/raft's transport factory),
 //     addressed by node ID; replicas find each other's addresses through
@@ -29,12 +32,15 @@
 //     replicas are the members of HubGroup: the first leader creates it
 //     from the bootstrap list, a new replica joins by invitation like any
 //     node, and the leader keeps the shard's voters equal to its members.
+//
 //  5. Client (client.go) is a node's Go API over the "hub" stream
 //     service: writes go to the leader (a follower answers "not leader,
 //     try X"), reads to any replica after a ReadIndex round. Resending a
 //     request after a timeout is safe: the hub applies it at most once.
+//
 //  6. The relay (relay.go) forwards opaque, sealed frames between
 //     members of a group attached to any replica, storing nothing.
+//
 //  7. GroupWatch (watch.go) keeps a member's view of its group fresh,
 //     one read a membership round, and binds node-to-node TLS to it: its
 //     Authorize admits exactly the members, with the keys the hub knows
