@@ -126,7 +126,6 @@ func (c *Channel) Connect(ctx context.Context) (protocols.Session, error) {
 		c: c, ctx: sctx, cancel: cancel,
 		events:  make(chan protocols.Event, c.cfg.EventBuffer),
 		submits: make(chan []byte, c.cfg.SubmitBuffer),
-		ended:   make(chan struct{}),
 		dropped: make(chan uint64, 1),
 	}
 	c.sessions[s] = struct{}{}
@@ -170,7 +169,7 @@ type session struct {
 
 	events  chan protocols.Event
 	submits chan []byte
-	ended   chan struct{}
+	protocols.Ending
 	// dropped carries the Seq at which the feed stopped feeding the
 	// session (its queue was full, or the feed lost its place); the
 	// session reads on by itself from there.
@@ -186,27 +185,15 @@ type session struct {
 	waiting   atomic.Bool
 
 	mu    sync.Mutex
-	err   error
 	moved chan struct{} // closed when delivered grows, while waiting
 	asked uint64        // Seq of the outstanding checkpoint request
 }
 
 func (s *session) Events() <-chan protocols.Event { return s.events }
 
-func (s *session) Err() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.err
-}
-
 // end disconnects the session with err (the first cause wins).
 func (s *session) end(err error) {
-	s.mu.Lock()
-	if s.err == nil {
-		s.err = err
-		close(s.ended)
-	}
-	s.mu.Unlock()
+	s.End(err)
 	s.cancel()
 	s.c.forget(s)
 }
@@ -369,14 +356,14 @@ func (s *session) Checkpoint(seq uint64, state []byte) error {
 // disconnected; an update that cannot be appended disconnects the session.
 func (s *session) Submit(ctx context.Context, update []byte) error {
 	select {
-	case <-s.ended:
+	case <-s.Ended():
 		return s.Err()
 	default:
 	}
 	select {
 	case s.submits <- update:
 		return nil
-	case <-s.ended:
+	case <-s.Ended():
 		return s.Err()
 	case <-ctx.Done():
 		// Not queued: the caller knows it was not submitted.
@@ -414,7 +401,7 @@ func (s *session) Sync(ctx context.Context) (uint64, error) {
 	}
 	for {
 		s.mu.Lock()
-		err := s.err
+		err := s.Err()
 		if err == nil && s.moved == nil {
 			s.moved = make(chan struct{})
 		}
@@ -430,7 +417,7 @@ func (s *session) Sync(ctx context.Context) (uint64, error) {
 		}
 		select {
 		case <-moved:
-		case <-s.ended:
+		case <-s.Ended():
 		case <-ctx.Done():
 			return 0, ctx.Err()
 		}

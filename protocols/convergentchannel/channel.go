@@ -147,7 +147,7 @@ func (c *Channel) Connect(ctx context.Context) (protocols.Session, error) {
 		}
 	}
 	sctx, cancel := context.WithCancel(context.Background())
-	s := &session{c: c, ctx: sctx, cancel: cancel, events: make(chan protocols.Event, c.cfg.EventBuffer), ended: make(chan struct{})}
+	s := &session{c: c, ctx: sctx, cancel: cancel, events: make(chan protocols.Event, c.cfg.EventBuffer)}
 	c.sessions[s] = struct{}{}
 	s.wg.Add(1)
 	go s.deliver()
@@ -167,10 +167,9 @@ type session struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	events chan protocols.Event
-	ended  chan struct{}
+	protocols.Ending
 
 	mu        sync.Mutex
-	err       error
 	delivered uint64
 	started   bool          // Initialize was sent
 	moved     chan struct{} // closed when delivered grows, if a Sync waits
@@ -178,19 +177,8 @@ type session struct {
 
 func (s *session) Events() <-chan protocols.Event { return s.events }
 
-func (s *session) Err() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.err
-}
-
 func (s *session) end(err error) {
-	s.mu.Lock()
-	if s.err == nil {
-		s.err = err
-		close(s.ended)
-	}
-	s.mu.Unlock()
+	s.End(err)
 	s.cancel()
 	s.c.forget(s)
 }
@@ -245,7 +233,7 @@ func (s *session) emit(ev protocols.Event) bool {
 // disconnects the session, and Submit returns why.
 func (s *session) Submit(ctx context.Context, update []byte) error {
 	select {
-	case <-s.ended:
+	case <-s.Ended():
 		return s.Err()
 	default:
 	}
@@ -288,7 +276,7 @@ func (s *session) Sync(ctx context.Context) (uint64, error) {
 	}
 	for {
 		s.mu.Lock()
-		d, started, err := s.delivered, s.started, s.err
+		d, started, err := s.delivered, s.started, s.Err()
 		if err == nil && (!started || d < seq) && s.moved == nil {
 			s.moved = make(chan struct{})
 		}
@@ -302,7 +290,7 @@ func (s *session) Sync(ctx context.Context) (uint64, error) {
 		}
 		select {
 		case <-moved:
-		case <-s.ended:
+		case <-s.Ended():
 		case <-ctx.Done():
 			return 0, ctx.Err()
 		}
